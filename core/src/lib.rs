@@ -1,0 +1,32 @@
+//! The Sieve plugin interface.
+//!
+//! Everything that crosses the boundary between the `sieve` runner and a
+//! plugin library is defined here, with `abi_stable` so that a plugin built
+//! separately (even by a third party, against this crate alone) is checked
+//! for layout compatibility when it is loaded.
+//!
+//! Two kinds of plugin exist:
+//! - a **backend** turns text into per-layer activations ([`backend`]);
+//! - a **selector** filters or ranks features ([`selector`]), optionally
+//!   training probes through a service the host hands it ([`ProbeHost`]).
+//!
+//! A plugin library exports one root module, [`SievePlugin`]; the
+//! [`export_backend_plugin!`] and [`export_selector_plugin!`] macros write it
+//! and wrap every call so that a panic inside the plugin becomes an error
+//! instead of unwinding across the boundary.
+
+pub mod backend;
+mod guard;
+pub mod matrix;
+pub mod plugin;
+pub mod selector;
+
+pub use backend::*;
+pub use guard::catch_plugin_panic;
+pub use matrix::MatrixView;
+pub use plugin::*;
+pub use selector::*;
+
+/// Re-exported so that plugins and the export macros name the exact
+/// `abi_stable` version this interface was built with.
+pub use abi_stable;
