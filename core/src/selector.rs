@@ -103,7 +103,7 @@ pub trait ProbeHost: Send + Sync {
 }
 
 /// A borrowed host service handed to [`Selector::select`].
-pub type ProbeHostRef<'a> = ProbeHost_TO<'a, abi_stable::std_types::RRef<'a, ()>>;
+pub type ProbeHostRef<'a> = ProbeHost_TO<'a, abi_stable::sabi_types::RRef<'a, ()>>;
 
 /// The Rust-side contract a selector implements.
 pub trait SelectorPlugin: Send + Sync + 'static {
@@ -145,5 +145,5 @@ impl SelectorBox {
 
 /// Wraps a host-side service so it can be lent to a selector.
 pub fn lend_probe_host<T: ProbeHost>(host: &T) -> ProbeHostRef<'_> {
-    ProbeHost_TO::from_ptr(abi_stable::std_types::RRef::new(host), TD_Opaque)
+    ProbeHost_TO::from_ptr(abi_stable::sabi_types::RRef::new(host), TD_Opaque)
 }

@@ -1,0 +1,1 @@
+//! Labelled corpus readers (owned by the data-readers work).

@@ -1,0 +1,5 @@
+//! The `sieve` runner as a library: everything the binary does, callable
+//! from tests and benchmarks.
+
+pub mod data;
+pub mod probe;
