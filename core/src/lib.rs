@@ -15,6 +15,10 @@
 //! and wrap every call so that a panic inside the plugin becomes an error
 //! instead of unwinding across the boundary.
 
+// `#[sabi_trait]` expands to impls of generated items outside their
+// module; the lint does not apply to generated interface code.
+#![allow(non_local_definitions)]
+
 pub mod backend;
 mod guard;
 pub mod matrix;

@@ -2,4 +2,7 @@
 //! from tests and benchmarks.
 
 pub mod data;
+pub mod plugins;
 pub mod probe;
+pub mod store;
+pub mod util;

@@ -1,0 +1,95 @@
+//! The `sieve` command line.
+
+mod bench;
+mod logging;
+mod plugins;
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sieve: which layers and neurons of a pretrained encoder a task needs.
+///
+/// A YAML spec names the model (a backend plugin and its model folder), the
+/// labelled data and the probe settings; `sieve run` extracts every layer's
+/// activations, trains probes and writes a report to the spec's output
+/// folder.
+#[derive(Debug, Parser)]
+#[command(name = "sieve", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the experiment a spec describes and write its report.
+    Run {
+        /// The experiment spec (YAML), e.g. configs/quickstart.yaml.
+        spec: PathBuf,
+    },
+    /// Check a spec (fields, types, files, plugins, data) without running it.
+    Validate {
+        /// The experiment spec (YAML).
+        spec: PathBuf,
+    },
+    /// List the plugins found in the plugin folder.
+    Plugins {
+        /// Plugin folder (default: SIEVE_PLUGIN_DIR, else the binary's folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Measure extraction throughput, full and truncated, on a spec's data.
+    Bench {
+        /// The experiment spec whose model and data are used.
+        spec: PathBuf,
+        /// Last hidden states to time (comma-separated); default: every one.
+        #[arg(long, value_delimiter = ',')]
+        layers: Vec<u32>,
+        /// Timed passes per setting (the fastest is reported).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Also write the measurements as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line; errors are printed as one readable message.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { spec } => run::run(&spec),
+        Command::Validate { spec } => validate::validate(&spec),
+        Command::Plugins { dir } => plugins::list(dir.as_deref()),
+        Command::Bench {
+            spec,
+            layers,
+            repeat,
+            json,
+        } => bench::bench(&spec, &layers, repeat.max(1), json.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Applies the spec's thread count to every thread pool in the process
+/// (plugins included: candle and rayon read RAYON_NUM_THREADS).
+fn set_threads(threads: Option<usize>) {
+    if let Some(threads) = threads {
+        // Set before any pool exists; plugins are loaded after this.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+    }
+}

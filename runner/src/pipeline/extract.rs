@@ -1,0 +1,204 @@
+//! Extraction: every unit through the backend once, into the store.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sieve_core::{EncodeRequest, EncodedRows, EncoderBox, RowLevel, TextUnit};
+use tracing::info;
+
+use crate::data::Unit;
+use crate::plugins::LoadedPlugin;
+use crate::spec::LoadedSpec;
+use crate::store::{
+    ActivationStore, Manifest, SplitArrays, SplitEntry, SplitTargets, StoredExtraction, SPLITS,
+};
+
+use super::corpora::{EncodedTargets, Splits};
+
+/// Units handed to the backend per call: enough for its length-sorted
+/// batching to pay off, few enough for a smooth progress bar.
+const UNITS_PER_CALL: usize = 256;
+
+/// The loaded backend and how it is asked for rows.
+pub struct Extractor<'a> {
+    pub plugin: &'a LoadedPlugin,
+    pub encoder: &'a EncoderBox,
+    pub loaded: &'a LoadedSpec,
+    /// Hidden states 0..=last_layer are extracted.
+    pub last_layer: u32,
+}
+
+/// An extraction read from the store, and whether it was made by this run.
+pub struct Extraction {
+    pub stored: StoredExtraction,
+    pub reused: bool,
+}
+
+impl Extractor<'_> {
+    fn request(&self, units: &[Unit]) -> EncodeRequest {
+        let data = &self.loaded.spec.data;
+        let word_level = data.is_word_level();
+        EncodeRequest {
+            units: units
+                .iter()
+                .map(|u| {
+                    if word_level {
+                        TextUnit::words(&u.words)
+                    } else {
+                        TextUnit::sentence(&u.text, u.pair.as_deref())
+                    }
+                })
+                .collect(),
+            level: if word_level {
+                RowLevel::Word
+            } else {
+                RowLevel::Sentence
+            },
+            subword_pooling: data.subword_pooling.into(),
+            sentence_pooling: data.sentence_pooling.into(),
+            last_layer: self.last_layer,
+            batch_size: self.loaded.spec.model.batch_size,
+        }
+    }
+
+    /// Encodes `units` in calls of [`UNITS_PER_CALL`], checking that the
+    /// backend returned one row per word (or per sentence).
+    pub fn encode_units(&self, units: &[Unit], progress: &ProgressBar) -> Result<EncodedRows> {
+        let mut all = EncodedRows::default();
+        for chunk in units.chunks(UNITS_PER_CALL) {
+            let request = self.request(chunk);
+            let rows = self.plugin.check_result("encode", self.encoder.encode(&request))?;
+            self.check_rows(chunk, &rows)?;
+            all.values.extend_from_slice(&rows.values);
+            all.rows += rows.rows;
+            all.layers = rows.layers;
+            all.hidden = rows.hidden;
+            all.rows_per_unit.extend_from_slice(&rows.rows_per_unit);
+            all.subword_tokens += rows.subword_tokens;
+            all.windowed_units += rows.windowed_units;
+            progress.inc(chunk.len() as u64);
+        }
+        Ok(all)
+    }
+
+    fn check_rows(&self, units: &[Unit], rows: &EncodedRows) -> Result<()> {
+        let word_level = self.loaded.spec.data.is_word_level();
+        let expected: Vec<u32> = units
+            .iter()
+            .map(|u| if word_level { u.words.len() as u32 } else { 1 })
+            .collect();
+        let layers = self.last_layer + 1;
+        let consistent = rows.rows_per_unit.as_slice() == expected.as_slice()
+            && rows.layers == layers
+            && rows.values.len() as u64 == rows.rows * rows.layers as u64 * rows.hidden as u64
+            && rows.rows == expected.iter().map(|&r| r as u64).sum::<u64>();
+        if !consistent {
+            bail!(
+                "backend '{}' returned rows that do not match the request ({} rows in {} layers for {} units); this is a bug in the plugin",
+                self.plugin.name,
+                rows.rows,
+                rows.layers,
+                units.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// Reuses a stored extraction with the same identity, or extracts the
+    /// missing splits (resuming an interrupted run) and stores them.
+    pub fn extract_or_reuse(
+        &self,
+        store: &ActivationStore,
+        mut manifest: Manifest,
+        splits: &Splits,
+        targets: &EncodedTargets,
+    ) -> Result<Extraction> {
+        if self.loaded.spec.store.reuse {
+            if let Some(stored) = store.load(&manifest.key)? {
+                info!("reusing activations from {}", stored.dir.display());
+                return Ok(Extraction {
+                    stored,
+                    reused: true,
+                });
+            }
+        }
+        let pending = store.begin(&manifest.key)?;
+        let cols = manifest.columns();
+        for (index, name) in SPLITS.iter().enumerate() {
+            if let Some((entry, _)) = pending.completed_split(name, cols) {
+                info!("{name}: reusing the split finished by an interrupted run");
+                manifest.splits.push(entry);
+                continue;
+            }
+            let started = Instant::now();
+            let units = &splits.splits[index];
+            let progress = progress_bar(name, units.len());
+            let rows = self.encode_units(units, &progress)?;
+            progress.finish_and_clear();
+            let seconds = started.elapsed().as_secs_f64();
+            info!(
+                "{name}: {} rows, {} subword tokens in {seconds:.1} s ({:.0} tokens/s)",
+                rows.rows,
+                rows.subword_tokens,
+                rows.subword_tokens as f64 / seconds.max(1e-9)
+            );
+            let arrays = to_arrays(rows, &targets.splits[index])?;
+            let entry = SplitEntry {
+                name: name.to_string(),
+                file: String::new(),
+                rows: 0,
+                units: 0,
+                subword_tokens: arrays.1,
+                seconds,
+                windowed_units: arrays.2,
+            };
+            manifest.splits.push(pending.write_split(entry, &arrays.0)?);
+        }
+        manifest.subword_tokens = manifest.splits.iter().map(|s| s.subword_tokens).sum();
+        manifest.extraction_seconds = manifest.splits.iter().map(|s| s.seconds).sum();
+        manifest.windowed_units = manifest.splits.iter().map(|s| s.windowed_units).sum();
+        pending.finish(&manifest)?;
+        let stored = store
+            .load(&manifest.key)?
+            .ok_or_else(|| anyhow::anyhow!("the extraction just written cannot be read back"))?;
+        Ok(Extraction {
+            stored,
+            reused: false,
+        })
+    }
+}
+
+/// Moves encoded rows into the store's layout (`[rows, layers*hidden]` is
+/// exactly the backend's `[rows, layers, hidden]`).
+fn to_arrays(rows: EncodedRows, targets: &SplitTargets) -> Result<(SplitArrays, u64, u64)> {
+    let cols = rows.layers as usize * rows.hidden as usize;
+    if targets.len() != rows.rows as usize {
+        bail!(
+            "internal error: {} targets for {} rows",
+            targets.len(),
+            rows.rows
+        );
+    }
+    let arrays = SplitArrays {
+        activations: rows.values.into_vec(),
+        rows: rows.rows as usize,
+        cols,
+        targets: targets.clone(),
+        rows_per_unit: rows.rows_per_unit.into_vec(),
+    };
+    Ok((arrays, rows.subword_tokens, rows.windowed_units as u64))
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(what: &str, total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    let style = ProgressStyle::with_template(
+        "{prefix:>10} [{bar:40}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(what.to_string());
+    bar
+}

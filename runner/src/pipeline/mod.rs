@@ -1,0 +1,253 @@
+//! `sieve run`: spec -> backend -> activation store -> probes -> report.
+
+pub mod corpora;
+pub mod extract;
+pub mod layers;
+pub mod probing;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use sieve_core::{ModelDescription, PluginKind};
+use tracing::{info, warn};
+
+use crate::plugins::{plugin_dir, PluginRegistry};
+use crate::probe::Task;
+use crate::report::{
+    DataSummary, ExtractionSummary, LayerRow, ModelSummary, OracleSummary, Report, Timings,
+};
+use crate::spec::{LoadedSpec, TaskSpec};
+use crate::store::{ActivationStore, Manifest};
+use crate::util::hashing::fingerprint_path;
+
+use corpora::{encode_targets, read_splits, EncodedTargets, Splits};
+use extract::{Extraction, Extractor};
+use layers::probe_layers;
+use probing::ProbeBench;
+
+/// Opens the plugin registry the spec points at.
+pub fn open_registry(loaded: &LoadedSpec) -> Result<PluginRegistry> {
+    let from_spec = loaded.spec.plugins.as_ref().map(|p| loaded.resolve(&p.value));
+    let (dir, source) = plugin_dir(from_spec.as_deref()).context("cannot locate the plugin folder")?;
+    Ok(PluginRegistry::discover(&dir, source)?)
+}
+
+/// The backend's parameters: the spec's `params` plus the resolved model path.
+pub fn backend_params(loaded: &LoadedSpec) -> Result<String> {
+    let model = &loaded.spec.model;
+    let mut params = model.params.clone().unwrap_or_default();
+    let path = loaded.resolve(&model.path.value);
+    params.insert("model".into(), path.to_string_lossy().into_owned().into());
+    Ok(serde_json::to_string(&params)?)
+}
+
+/// Runs the experiment a spec describes and writes its report.
+pub fn run_experiment(loaded: &LoadedSpec) -> Result<Report> {
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    let output = loaded.output_dir();
+
+    let stage = Instant::now();
+    let registry = open_registry(loaded)?;
+    let backend_name = &loaded.spec.model.backend.value;
+    let plugin = registry.find(backend_name, PluginKind::Backend)?.clone();
+    let encoder = registry.open_backend(backend_name, &backend_params(loaded)?)?;
+    let description = encoder.describe();
+    info!(
+        "backend '{}' {} ({}): {} '{}', {} layers x {}",
+        plugin.name,
+        plugin.version,
+        plugin.file.display(),
+        description.architecture,
+        description.name,
+        description.num_layers,
+        description.hidden_size
+    );
+    timings.load_plugins = stage.elapsed().as_secs_f64();
+
+    let stage = Instant::now();
+    let splits = read_splits(loaded)?;
+    let targets = encode_targets(loaded.spec.data.task, &splits)?;
+    timings.read_data = stage.elapsed().as_secs_f64();
+
+    let stage = Instant::now();
+    let extractor = Extractor {
+        plugin: &plugin,
+        encoder: &encoder,
+        loaded,
+        last_layer: description.num_layers,
+    };
+    let manifest = build_manifest(loaded, &plugin.name, &plugin.version, &description, &splits, &targets)?;
+    let store_dir = loaded
+        .spec
+        .store
+        .dir
+        .as_ref()
+        .map(|d| loaded.resolve(d))
+        .unwrap_or_else(|| output.join("activations"));
+    let extraction = extractor.extract_or_reuse(&ActivationStore::new(&store_dir), manifest, &splits, &targets)?;
+    timings.extraction = stage.elapsed().as_secs_f64();
+
+    let stage = Instant::now();
+    let [train, dev, test] = &extraction.stored.splits[..] else {
+        anyhow::bail!("internal error: the store returned the wrong number of splits");
+    };
+    let task = probe_task(loaded.spec.data.task, &targets);
+    let bench = ProbeBench {
+        train,
+        dev,
+        test,
+        task,
+        settings: &loaded.spec.probe,
+        seed: loaded.spec.seed,
+    };
+    let hidden = description.hidden_size as usize;
+    let layer_scores = probe_layers(&bench, description.num_hidden_states(), hidden)?;
+    timings.layer_probes = stage.elapsed().as_secs_f64();
+    timings.total = started.elapsed().as_secs_f64();
+
+    let report = assemble_report(
+        loaded,
+        &plugin,
+        &description,
+        &splits,
+        &targets,
+        &bench,
+        &layer_scores,
+        &extraction,
+        timings,
+    )?;
+    crate::report::write_report(&output, &report)?;
+    info!("report written to {}", output.join("report.md").display());
+    Ok(report)
+}
+
+fn probe_task(task: TaskSpec, targets: &EncodedTargets) -> Task {
+    match task {
+        TaskSpec::Regression => Task::Regression,
+        // Unseen dev/test labels get index `classes.len()`; the probe has
+        // one output per train class, so they are always counted wrong.
+        _ => Task::Classification {
+            num_classes: targets.classes.len(),
+        },
+    }
+}
+
+fn build_manifest(
+    loaded: &LoadedSpec,
+    backend: &str,
+    backend_version: &str,
+    description: &ModelDescription,
+    splits: &Splits,
+    targets: &EncodedTargets,
+) -> Result<Manifest> {
+    let data = &loaded.spec.data;
+    let identity = crate::store::manifest_identity(
+        backend,
+        backend_version,
+        description,
+        fingerprint_path(&loaded.resolve(&loaded.spec.model.path.value))?,
+        splits.data_fingerprints()?,
+        format!(
+            "task={:?} reader={:?} split={:?} subword={:?} sentence={:?} params={:?}",
+            data.task,
+            data.reader,
+            data.split,
+            data.subword_pooling,
+            data.sentence_pooling,
+            loaded.spec.model.params
+        ),
+    );
+    Manifest::new(identity, targets.classes.clone())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble_report(
+    loaded: &LoadedSpec,
+    plugin: &crate::plugins::LoadedPlugin,
+    description: &ModelDescription,
+    splits: &Splits,
+    targets: &EncodedTargets,
+    bench: &ProbeBench<'_>,
+    layer_scores: &[layers::LayerScores],
+    extraction: &Extraction,
+    timings: Timings,
+) -> Result<Report> {
+    let spec = &loaded.spec;
+    let states = description.num_hidden_states();
+    let oracle = layer_scores.last().context("no layers were probed")?.cumulative;
+    let majority = bench.majority_baseline();
+    let mut warnings = Vec::new();
+    if let Some(baseline) = majority {
+        if oracle.dev <= baseline.dev {
+            let text = format!(
+                "the oracle probe ({:.2}% dev) does not beat the majority class ({:.2}% dev): \
+                 the features carry no usable signal with these settings, and any selection is meaningless. \
+                 Try `sentence_pooling: mean`, `probe: {{standardize: true}}` or more epochs",
+                oracle.dev * 100.0,
+                baseline.dev * 100.0
+            );
+            warn!("{text}");
+            warnings.push(text);
+        }
+    }
+    if !targets.unseen.is_empty() {
+        warnings.push(format!(
+            "{} dev/test label(s) never occur in train and are always counted wrong: {}",
+            targets.unseen.len(),
+            targets.unseen.join(", ")
+        ));
+    }
+    let manifest = &extraction.stored.manifest;
+    let word_level = spec.data.is_word_level();
+    Ok(Report {
+        name: spec.name.clone().unwrap_or_else(|| spec_stem(&loaded.path)),
+        spec: loaded.path.display().to_string(),
+        seed: spec.seed,
+        model: ModelSummary {
+            name: description.name.to_string(),
+            backend: plugin.name.clone(),
+            backend_version: plugin.version.clone(),
+            architecture: description.architecture.to_string(),
+            layers: states,
+            encoder_layers: description.num_layers,
+            hidden: description.hidden_size,
+            features: states * description.hidden_size,
+        },
+        data: DataSummary {
+            task: format!("{:?}", spec.data.task).to_lowercase(),
+            files: splits.files.iter().map(|f| f.display().to_string()).collect(),
+            classes: targets.classes.len(),
+            train_rows: splits.rows(0, word_level),
+            dev_rows: splits.rows(1, word_level),
+            test_rows: splits.rows(2, word_level),
+            unseen_labels: targets.unseen.clone(),
+        },
+        metric: if spec.data.task == TaskSpec::Regression { "pearson" } else { "accuracy" }.into(),
+        probe: format!("{:?}", spec.probe),
+        majority_baseline: majority,
+        oracle: OracleSummary {
+            features: (states * description.hidden_size) as usize,
+            dev: oracle.dev,
+            test: oracle.test,
+        },
+        layers: layer_scores.iter().map(LayerRow::from).collect(),
+        extraction: ExtractionSummary {
+            reused: extraction.reused,
+            store: extraction.stored.dir.display().to_string(),
+            subword_tokens: manifest.subword_tokens,
+            seconds: manifest.extraction_seconds,
+            tokens_per_second: manifest.subword_tokens as f64 / manifest.extraction_seconds.max(1e-9),
+            windowed_units: manifest.windowed_units,
+        },
+        warnings,
+        timings,
+    })
+}
+
+fn spec_stem(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| PathBuf::from("run").display().to_string())
+}

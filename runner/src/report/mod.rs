@@ -1,0 +1,119 @@
+//! A run's results: `report.json` for machines, `report.md` for people.
+
+mod markdown;
+
+pub use markdown::render_markdown;
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::pipeline::layers::LayerScores;
+use crate::pipeline::probing::Score;
+use crate::util::atomic::write_atomic;
+
+/// Everything `report.json` holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub name: String,
+    pub spec: String,
+    pub seed: u64,
+    pub model: ModelSummary,
+    pub data: DataSummary,
+    /// `accuracy` (classification, tagging) or `pearson` (regression).
+    pub metric: String,
+    /// The probe solver and its settings.
+    pub probe: String,
+    /// Accuracy of always answering train's most frequent class.
+    pub majority_baseline: Option<Score>,
+    pub oracle: OracleSummary,
+    pub layers: Vec<LayerRow>,
+    pub extraction: ExtractionSummary,
+    pub warnings: Vec<String>,
+    pub timings: Timings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    pub name: String,
+    pub backend: String,
+    pub backend_version: String,
+    pub architecture: String,
+    /// Hidden states: the embeddings plus every encoder layer.
+    pub layers: u32,
+    pub encoder_layers: u32,
+    pub hidden: u32,
+    /// layers x hidden: the oracle's feature count.
+    pub features: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataSummary {
+    pub task: String,
+    pub files: Vec<String>,
+    pub classes: usize,
+    pub train_rows: usize,
+    pub dev_rows: usize,
+    pub test_rows: usize,
+    /// Dev/test labels never seen in train (always counted wrong).
+    pub unseen_labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OracleSummary {
+    pub features: usize,
+    pub dev: f64,
+    pub test: f64,
+}
+
+/// One line of the per-layer table.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    pub k: u32,
+    pub single_dev: f64,
+    pub single_test: f64,
+    pub cumulative_dev: f64,
+    pub cumulative_test: f64,
+}
+
+impl From<&LayerScores> for LayerRow {
+    fn from(scores: &LayerScores) -> Self {
+        LayerRow {
+            k: scores.k,
+            single_dev: scores.single.dev,
+            single_test: scores.single.test,
+            cumulative_dev: scores.cumulative.dev,
+            cumulative_test: scores.cumulative.test,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtractionSummary {
+    /// True when the activations came from an earlier run's store entry.
+    pub reused: bool,
+    pub store: String,
+    pub subword_tokens: u64,
+    pub seconds: f64,
+    pub tokens_per_second: f64,
+    pub windowed_units: u64,
+}
+
+/// Seconds per stage of this run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub load_plugins: f64,
+    pub read_data: f64,
+    pub extraction: f64,
+    pub layer_probes: f64,
+    pub total: f64,
+}
+
+/// Writes `report.json` and `report.md` into `dir`, each atomically.
+pub fn write_report(dir: &Path, report: &Report) -> Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    write_atomic(&dir.join("report.json"), json.as_bytes())?;
+    write_atomic(&dir.join("report.md"), render_markdown(report).as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+use super::*;
+
+const VALID: &str = "\
+output: runs/x
+model:
+  backend: candle
+  path: model
+data:
+  task: tagging
+  reader: {format: word-tag}
+  train: train.txt
+  dev: dev.txt
+  test: test.txt
+";
+
+#[test]
+fn a_minimal_spec_gets_the_paper_defaults() {
+    let spec = parse_spec_text(VALID).unwrap();
+    assert_eq!(spec.seed, 42);
+    assert_eq!(spec.model.backend.value, "candle");
+    assert_eq!(spec.data.subword_pooling, SubwordPoolingSpec::Last);
+    assert_eq!(spec.data.sentence_pooling, SentencePoolingSpec::Cls);
+    assert!(spec.store.reuse);
+}
+
+#[test]
+fn a_misspelled_field_is_an_error_with_its_line() {
+    let text = VALID.replace("  task: tagging", "  task: tagging\n  subwrod_pooling: last");
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(error.contains("subwrod_pooling"), "{error}");
+    assert!(error.contains("line 8"), "{error}");
+}
+
+#[test]
+fn a_wrong_type_is_an_error_with_its_line() {
+    let text = format!("seed: many\n{VALID}");
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(error.contains("line 1"), "{error}");
+}
+
+#[test]
+fn an_unknown_task_names_the_choices() {
+    let text = VALID.replace("task: tagging", "task: parsing");
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(error.contains("parsing") && error.contains("tagging"), "{error}");
+}
+
+#[test]
+fn data_needs_three_files_or_a_file_and_split() {
+    let text = VALID.replace("  test: test.txt\n", "");
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(error.contains("`train`, `dev` and `test` must all be given"), "{error}");
+    let text = VALID
+        .replace("  train: train.txt\n  dev: dev.txt\n  test: test.txt\n", "  file: all.txt\n");
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(error.contains("needs a split"), "{error}");
+    let text = text + "  split: {train: [1, 8], dev: [9, 9], test: [10, 10]}\n";
+    parse_spec_text(&text).unwrap();
+}
+
+#[test]
+fn zero_threads_is_refused() {
+    let text = format!("threads: 0\n{VALID}");
+    assert!(parse_spec_text(&text).unwrap_err().contains("threads"));
+}
+
+#[test]
+fn a_missing_file_names_the_field_and_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("model")).unwrap();
+    std::fs::write(dir.path().join("train.txt"), "a/B\n").unwrap();
+    let spec_path = dir.path().join("spec.yaml");
+    std::fs::write(&spec_path, VALID).unwrap();
+    let loaded = load_spec(&spec_path).unwrap();
+    let error = check_files(&loaded).unwrap_err().to_string();
+    assert!(error.contains("spec.yaml"), "{error}");
+    assert!(error.contains("line 9, column 8"), "{error}");
+    assert!(error.contains("data.dev"), "{error}");
+    assert!(error.contains("does not exist"), "{error}");
+}

@@ -1,0 +1,229 @@
+//! The spec's schema. Field names are the YAML keys; defaults reproduce the
+//! paper's setup where one exists.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use sieve_core::{SentencePooling, SubwordPooling};
+
+use crate::data::DataFormat;
+use crate::probe::ProbeSettings;
+
+/// A whole experiment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSpec {
+    /// Shown in reports; defaults to the spec file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Every random choice (probe initialisation, shuffling, cluster
+    /// representatives) derives from this seed.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Worker threads for the backend and the probe; all cores if absent.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// The run folder: report.md, report.json, run.log, activations.
+    pub output: Spanned<PathBuf>,
+    /// Plugin folder; overrides `SIEVE_PLUGIN_DIR` and the default (the
+    /// folder holding the `sieve` binary).
+    #[serde(default)]
+    pub plugins: Option<Spanned<PathBuf>>,
+    pub model: ModelSpec,
+    pub data: DataSpec,
+    #[serde(default)]
+    pub probe: ProbeSettings,
+    #[serde(default)]
+    pub store: StoreSpec,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// The encoder: which backend plugin runs which model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Name of a backend plugin (`sieve plugins` lists them), e.g. `candle`.
+    pub backend: Spanned<String>,
+    /// The model: a Hugging Face folder (or a file, for backends that take
+    /// one). Passed to the plugin as its `model` parameter.
+    pub path: Spanned<PathBuf>,
+    /// Sequences per forward pass.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Further backend-specific parameters, passed through as they are.
+    #[serde(default)]
+    pub params: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn default_batch_size() -> u32 {
+    32
+}
+
+/// What the probe predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskSpec {
+    /// One label per word (POS, NER, chunking).
+    Tagging,
+    /// One label per sentence or sentence pair.
+    Classification,
+    /// One real value per sentence or sentence pair.
+    Regression,
+}
+
+/// Labelled data and how it becomes rows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub task: TaskSpec,
+    /// How the files are read (`format: word-tag`, `conllu`, `conll`,
+    /// `parallel`, `tsv`, with that format's options).
+    pub reader: DataFormat,
+    /// Three files, one per split...
+    #[serde(default)]
+    pub train: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub dev: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub test: Option<Spanned<PathBuf>>,
+    /// ...or one file and a split by unit position.
+    #[serde(default)]
+    pub file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub split: Option<UnitSplit>,
+    /// Which subword of a word gives its row (NeuroX default: last).
+    #[serde(default = "default_subword_pooling")]
+    pub subword_pooling: SubwordPoolingSpec,
+    /// How a sentence becomes one row.
+    #[serde(default = "default_sentence_pooling")]
+    pub sentence_pooling: SentencePoolingSpec,
+}
+
+fn default_subword_pooling() -> SubwordPoolingSpec {
+    SubwordPoolingSpec::Last
+}
+
+fn default_sentence_pooling() -> SentencePoolingSpec {
+    SentencePoolingSpec::Cls
+}
+
+/// A split of one file by unit (sentence) position: 1-based, inclusive
+/// ranges, as `[first, last]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitSplit {
+    pub train: [usize; 2],
+    pub dev: [usize; 2],
+    pub test: [usize; 2],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubwordPoolingSpec {
+    First,
+    Last,
+    Average,
+}
+
+impl From<SubwordPoolingSpec> for SubwordPooling {
+    fn from(value: SubwordPoolingSpec) -> Self {
+        match value {
+            SubwordPoolingSpec::First => SubwordPooling::First,
+            SubwordPoolingSpec::Last => SubwordPooling::Last,
+            SubwordPoolingSpec::Average => SubwordPooling::Average,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SentencePoolingSpec {
+    Cls,
+    Mean,
+}
+
+impl From<SentencePoolingSpec> for SentencePooling {
+    fn from(value: SentencePoolingSpec) -> Self {
+        match value {
+            SentencePoolingSpec::Cls => SentencePooling::Cls,
+            SentencePoolingSpec::Mean => SentencePooling::Mean,
+        }
+    }
+}
+
+/// Where extracted activations are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSpec {
+    /// Cache folder; defaults to `activations/` inside the output folder.
+    /// Point several specs at one folder to share extractions.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// `false` forces a fresh extraction even when a matching one exists.
+    #[serde(default = "default_true")]
+    pub reuse: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ExperimentSpec {
+    /// Checks the constraints between fields that serde cannot express.
+    pub fn check_values(&self) -> Result<(), String> {
+        self.data.check_values()?;
+        if self.threads == Some(0) {
+            return Err("field `threads`: must be at least 1 (or left out for all cores)".into());
+        }
+        if self.model.batch_size == 0 {
+            return Err("field `model.batch_size`: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl DataSpec {
+    fn check_values(&self) -> Result<(), String> {
+        let per_split = [&self.train, &self.dev, &self.test];
+        let given = per_split.iter().filter(|f| f.is_some()).count();
+        match (given, &self.file, &self.split) {
+            (3, None, None) => Ok(()),
+            (0, Some(_), Some(split)) => split.check(),
+            (0, Some(_), None) => Err(
+                "field `data.split`: `data.file` needs a split, e.g. `split: {train: [1, 800], dev: [801, 900], test: [901, 1001]}`"
+                    .into(),
+            ),
+            (0, None, _) => Err(
+                "section `data`: no data files; give `train`, `dev` and `test`, or `file` with a `split`"
+                    .into(),
+            ),
+            (3, Some(_), _) => Err(
+                "section `data`: give either `train`/`dev`/`test` or `file` with `split`, not both"
+                    .into(),
+            ),
+            _ => Err("section `data`: `train`, `dev` and `test` must all be given".into()),
+        }
+    }
+
+    /// True when rows are words (one label per word).
+    pub fn is_word_level(&self) -> bool {
+        self.task == TaskSpec::Tagging
+    }
+}
+
+impl UnitSplit {
+    fn check(&self) -> Result<(), String> {
+        for (name, [first, last]) in [("train", self.train), ("dev", self.dev), ("test", self.test)] {
+            if first == 0 || last < first {
+                return Err(format!(
+                    "field `data.split.{name}`: [{first}, {last}] is not a range of 1-based unit positions (first >= 1, last >= first)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! What an extraction is: the identity that keys the cache, and its files.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::util::hashing::sha256_hex;
+
+/// Bumped when the store's layout changes; old extractions are then ignored
+/// (their key differs).
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// The manifest of one extraction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    /// sha256 of `identity`, shortened: the folder name.
+    pub key: String,
+    pub identity: ExtractionIdentity,
+    /// Label names; stored label `i` is `labels[i]` (empty for regression).
+    pub labels: Vec<String>,
+    pub splits: Vec<SplitEntry>,
+    /// Subword tokens encoded and seconds spent, for throughput reports.
+    pub subword_tokens: u64,
+    pub extraction_seconds: f64,
+    pub windowed_units: u64,
+}
+
+/// Everything the activations depend on. Two runs with equal identities may
+/// share an extraction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractionIdentity {
+    pub backend: String,
+    pub backend_version: String,
+    pub model_name: String,
+    pub model_fingerprint: String,
+    pub num_layers: u32,
+    pub hidden_size: u32,
+    /// Hidden states stored per row: 0..=last_layer.
+    pub stored_layers: u32,
+    pub data_fingerprints: Vec<String>,
+    /// The reader, task, pooling and split settings, as text.
+    pub data_settings: String,
+}
+
+impl ExtractionIdentity {
+    pub fn key(&self) -> Result<String> {
+        let text = serde_json::to_string(self)?;
+        Ok(sha256_hex(&format!("{MANIFEST_FORMAT}:{text}"))[..16].to_string())
+    }
+}
+
+/// One split's file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SplitEntry {
+    pub name: String,
+    pub file: String,
+    pub rows: usize,
+    pub units: usize,
+    pub subword_tokens: u64,
+    pub seconds: f64,
+    pub windowed_units: u64,
+}
+
+impl Manifest {
+    pub fn new(identity: ExtractionIdentity, labels: Vec<String>) -> Result<Self> {
+        Ok(Manifest {
+            format: MANIFEST_FORMAT,
+            key: identity.key()?,
+            identity,
+            labels,
+            splits: Vec::new(),
+            subword_tokens: 0,
+            extraction_seconds: 0.0,
+            windowed_units: 0,
+        })
+    }
+
+    /// Columns of every activation matrix.
+    pub fn columns(&self) -> usize {
+        self.identity.stored_layers as usize * self.identity.hidden_size as usize
+    }
+
+    pub fn split(&self, name: &str) -> Result<&SplitEntry> {
+        self.splits
+            .iter()
+            .find(|s| s.name == name)
+            .with_context(|| format!("the manifest lists no '{name}' split"))
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let manifest: Manifest = serde_json::from_str(&text).with_context(|| {
+            format!("{} is not a valid manifest; delete its folder to re-extract", path.display())
+        })?;
+        if manifest.format != MANIFEST_FORMAT {
+            anyhow::bail!(
+                "{}: store format {} is not this sieve's format {MANIFEST_FORMAT}; delete the folder to re-extract",
+                path.display(),
+                manifest.format
+            );
+        }
+        Ok(manifest)
+    }
+
+    pub fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+}
+
+/// The identity of an extraction of every hidden state of `description`.
+pub fn manifest_identity(
+    backend: &str,
+    backend_version: &str,
+    description: &sieve_core::ModelDescription,
+    model_fingerprint: String,
+    data_fingerprints: Vec<String>,
+    data_settings: String,
+) -> ExtractionIdentity {
+    ExtractionIdentity {
+        backend: backend.to_string(),
+        backend_version: backend_version.to_string(),
+        model_name: description.name.to_string(),
+        model_fingerprint,
+        num_layers: description.num_layers,
+        hidden_size: description.hidden_size,
+        stored_layers: description.num_layers + 1,
+        data_fingerprints,
+        data_settings,
+    }
+}

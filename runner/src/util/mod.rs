@@ -1,0 +1,4 @@
+//! Small pieces shared across the runner.
+
+pub mod atomic;
+pub mod hashing;
