@@ -1,1 +1,132 @@
+//! Helpers for the end-to-end tests: locate the built `sieve` binary, the
+//! real assets and the fixture plugins, and run the binary like a user.
+//!
+//! The tests drive `target/release/sieve` (built by `make test` with every
+//! plugin next to it), so they exercise the real CLI, plugin loading and
+//! reports. Missing prerequisites fail the test with the command to run;
+//! nothing is silently skipped.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The release `sieve` binary; its folder is the default plugin folder.
+pub fn sieve_bin() -> PathBuf {
+    let bin = root().join("target/release/sieve");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release --workspace` (or `make test`) first",
+        bin.display()
+    );
+    bin
+}
+
+/// A real asset, failing with the fetch command when it is missing.
+pub fn asset(relative: &str) -> PathBuf {
+    let path = root().join("assets").join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run `scripts/fetch-assets.sh` (or `make test`) first",
+        path.display()
+    );
+    path
+}
+
+/// Runs `sieve` with `args`; `SIEVE_PLUGIN_DIR` is cleared unless `envs`
+/// sets it, so the default plugin folder is what is tested.
+pub fn sieve(args: &[&str], envs: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(sieve_bin());
+    command.args(args).env_remove("SIEVE_PLUGIN_DIR");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command.output().expect("the sieve binary runs")
+}
+
+/// stdout and stderr of a finished command, for assertions and messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Builds the deliberately broken plugins once and returns their folder
+/// (`target/fixtures/release`).
+pub fn fixture_plugin_dir() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = root().join("tests/fixtures/plugins/Cargo.toml");
+            let target = root().join("target/fixtures");
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--release", "--manifest-path"])
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(&target)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the fixture plugins failed");
+            target.join("release")
+        })
+        .clone()
+}
+
+/// The dynamic library file name of a crate on this platform.
+pub fn library_name(crate_name: &str) -> String {
+    let stem = crate_name.replace('-', "_");
+    if cfg!(target_os = "macos") {
+        format!("lib{stem}.dylib")
+    } else if cfg!(target_os = "windows") {
+        format!("{stem}.dll")
+    } else {
+        format!("lib{stem}.so")
+    }
+}
+
+/// A plugin folder holding copies of the given libraries.
+pub fn plugin_dir_with(libraries: &[PathBuf]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for library in libraries {
+        let name = library.file_name().expect("library file name");
+        std::fs::copy(library, dir.path().join(name)).expect("copy plugin");
+    }
+    dir
+}
+
+/// The real candle backend library built next to `sieve`.
+pub fn candle_library() -> PathBuf {
+    let path = root()
+        .join("target/release")
+        .join(library_name("sieve-backend-candle"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --release --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// Writes a spec into `dir` and returns its path.
+pub fn write_spec(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write spec");
+    path
+}
+
+/// Reads a run's report.json.
+pub fn read_report(output_dir: &Path) -> serde_json::Value {
+    let path = output_dir.join("report.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("report.json is JSON")
+}

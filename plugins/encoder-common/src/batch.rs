@@ -21,7 +21,11 @@ impl PaddedBatch {
     /// Pads `(ids, type_ids)` pairs with `pad_id` (type 0, mask 0).
     pub fn new(sequences: &[(&[u32], &[u32])], pad_id: u32) -> Self {
         let batch = sequences.len();
-        let seq_len = sequences.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0);
+        let seq_len = sequences
+            .iter()
+            .map(|(ids, _)| ids.len())
+            .max()
+            .unwrap_or(0);
         let mut padded = PaddedBatch {
             input_ids: vec![pad_id; batch * seq_len],
             type_ids: vec![0; batch * seq_len],
@@ -43,8 +47,11 @@ impl PaddedBatch {
     /// Pads plain token id lists (all of token type 0).
     pub fn from_ids(sequences: &[Vec<u32>], pad_id: u32) -> Self {
         let zeros: Vec<Vec<u32>> = sequences.iter().map(|s| vec![0; s.len()]).collect();
-        let pairs: Vec<(&[u32], &[u32])> =
-            sequences.iter().zip(&zeros).map(|(s, z)| (s.as_slice(), z.as_slice())).collect();
+        let pairs: Vec<(&[u32], &[u32])> = sequences
+            .iter()
+            .zip(&zeros)
+            .map(|(s, z)| (s.as_slice(), z.as_slice()))
+            .collect();
         Self::new(&pairs, pad_id)
     }
 

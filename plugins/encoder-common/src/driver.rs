@@ -80,8 +80,10 @@ fn check_request(request: &EncodeRequest, limits: &EncodeLimits) -> Result<(), S
 }
 
 fn pad_sequences(sequences: &[&Sequence], pad: u32) -> PaddedBatch {
-    let pairs: Vec<(&[u32], &[u32])> =
-        sequences.iter().map(|s| (s.ids.as_slice(), s.type_ids.as_slice())).collect();
+    let pairs: Vec<(&[u32], &[u32])> = sequences
+        .iter()
+        .map(|s| (s.ids.as_slice(), s.type_ids.as_slice()))
+        .collect();
     PaddedBatch::new(&pairs, pad)
 }
 
@@ -122,7 +124,12 @@ mod tests {
     }
 
     fn limits(max_positions: usize) -> EncodeLimits {
-        EncodeLimits { max_positions, num_layers: 3, hidden_size: HIDDEN, batch_tokens: None }
+        EncodeLimits {
+            max_positions,
+            num_layers: 3,
+            hidden_size: HIDDEN,
+            batch_tokens: None,
+        }
     }
 
     fn word_request(units: Vec<TextUnit>, last_layer: u32) -> EncodeRequest {
@@ -143,8 +150,13 @@ mod tests {
             TextUnit::words(&["the", "cat", "sat", "on", "the", "mat"]),
             TextUnit::words(&["cats", "sat"]),
         ];
-        let out = encode_request(&word_request(units, 1), &bundle(), &limits(512), fake_forward)
-            .expect("encode");
+        let out = encode_request(
+            &word_request(units, 1),
+            &bundle(),
+            &limits(512),
+            fake_forward,
+        )
+        .expect("encode");
         assert_eq!(out.rows, 9);
         assert_eq!(out.rows_per_unit.as_slice(), &[1, 6, 2]);
         assert_eq!((out.layers, out.hidden), (2, 2));
@@ -152,7 +164,10 @@ mod tests {
         assert_eq!(out.values[..2], [id("a") as f32, 1.0]);
         // Row 7 is "cats": last subword "##s" at position 2; layer 1 follows.
         let row7 = &out.values[7 * 4..8 * 4];
-        assert_eq!(row7, [id("##s") as f32, 2.0, (id("##s") + 1000) as f32, 2.0]);
+        assert_eq!(
+            row7,
+            [id("##s") as f32, 2.0, (id("##s") + 1000) as f32, 2.0]
+        );
         assert_eq!(out.subword_tokens, 10);
         assert_eq!(out.windowed_units, 0);
     }
@@ -184,7 +199,11 @@ mod tests {
         request.sentence_pooling = SentencePooling::Mean;
         let out = encode_request(&request, &bundle(), &limits(4), fake_forward).expect("encode");
         assert_eq!(out.rows, 1);
-        let mean_id = ["the", "cat", "sat", "on"].map(|t| id(t) as f32).iter().sum::<f32>() / 4.0;
+        let mean_id = ["the", "cat", "sat", "on"]
+            .map(|t| id(t) as f32)
+            .iter()
+            .sum::<f32>()
+            / 4.0;
         assert_eq!(out.values.as_slice(), [mean_id, 1.5]);
         assert_eq!(out.windowed_units, 1);
     }
@@ -195,14 +214,21 @@ mod tests {
         assert!(encode_request(&request, &bundle(), &limits(512), fake_forward).is_err());
         let request = word_request(vec![TextUnit::words(&["a"])], 1);
         let short = |b: &PaddedBatch, _| fake_forward(b, 0);
-        let message = encode_request(&request, &bundle(), &limits(512), short).err().expect("error");
+        let message = encode_request(&request, &bundle(), &limits(512), short)
+            .err()
+            .expect("error");
         assert!(message.contains("expected (2, 1, 3)"), "{message}");
     }
 
     #[test]
     fn no_units_give_no_rows() {
-        let out = encode_request(&word_request(vec![], 2), &bundle(), &limits(512), fake_forward)
-            .expect("encode");
+        let out = encode_request(
+            &word_request(vec![], 2),
+            &bundle(),
+            &limits(512),
+            fake_forward,
+        )
+        .expect("encode");
         assert_eq!((out.rows, out.layers, out.values.len()), (0, 3, 0));
     }
 }

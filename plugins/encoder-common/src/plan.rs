@@ -64,14 +64,20 @@ pub fn build_plan(
     max_positions: usize,
 ) -> Result<EncodePlan, String> {
     if max_positions < 3 {
-        return Err(format!("a model maximum of {max_positions} positions cannot hold any text"));
+        return Err(format!(
+            "a model maximum of {max_positions} positions cannot hold any text"
+        ));
     }
     let mut plan = EncodePlan::default();
     for (index, unit) in request.units.iter().enumerate() {
         let before = plan.sequences.len();
         let rows = match request.level {
-            RowLevel::Word => plan_word_unit(index, unit, request, tokenizer, max_positions, &mut plan)?,
-            RowLevel::Sentence => plan_sentence_unit(index, unit, request, tokenizer, max_positions, &mut plan)?,
+            RowLevel::Word => {
+                plan_word_unit(index, unit, request, tokenizer, max_positions, &mut plan)?
+            }
+            RowLevel::Sentence => {
+                plan_sentence_unit(index, unit, request, tokenizer, max_positions, &mut plan)?
+            }
         };
         if plan.sequences.len() - before > 1 {
             plan.windowed_units += 1;
@@ -79,7 +85,11 @@ pub fn build_plan(
         plan.rows_per_unit.push(rows as u32);
         plan.rows += rows;
     }
-    plan.subword_tokens = plan.sequences.iter().map(|s| s.len() as u64 - count_specials(s)).sum();
+    plan.subword_tokens = plan
+        .sequences
+        .iter()
+        .map(|s| s.len() as u64 - count_specials(s))
+        .sum();
     Ok(plan)
 }
 
@@ -167,12 +177,19 @@ fn word_window_sequence(
     let mut targets = Vec::with_capacity(words.len());
     for (offset, pieces) in words.iter().enumerate() {
         let span = ids.len()..ids.len() + pieces.len();
-        targets.push(RowTarget { row: first_row + offset, positions: select_subwords(span, pooling) });
+        targets.push(RowTarget {
+            row: first_row + offset,
+            positions: select_subwords(span, pooling),
+        });
         ids.extend_from_slice(pieces);
     }
     ids.push(special.sep);
     let type_ids = vec![0; ids.len()];
-    Sequence { ids, type_ids, targets }
+    Sequence {
+        ids,
+        type_ids,
+        targets,
+    }
 }
 
 /// A sentence's subwords: its text, or its pre-split words when it has no
@@ -212,7 +229,8 @@ fn plan_sentence_unit(
         ));
     } else {
         for window in first.chunks(max_positions - 2) {
-            plan.sequences.push(sentence_sequence(window, None, row, pooling, special));
+            plan.sequences
+                .push(sentence_sequence(window, None, row, pooling, special));
         }
     }
     Ok(1)
@@ -239,7 +257,11 @@ fn sentence_sequence(
     let mut type_ids = vec![0; ids.len()];
     type_ids[first_len..].fill(1);
     let targets = sentence_targets(content, ids.len(), row, pooling);
-    Sequence { ids, type_ids, targets }
+    Sequence {
+        ids,
+        type_ids,
+        targets,
+    }
 }
 
 /// `[CLS]`, or the mean over the content tokens; an empty sentence (no
@@ -255,7 +277,10 @@ fn sentence_targets(
         SentencePooling::Mean if content.iter().all(|r| r.is_empty()) => vec![0..length],
         SentencePooling::Mean => content.into_iter().filter(|r| !r.is_empty()).collect(),
     };
-    ranges.into_iter().map(|positions| RowTarget { row, positions }).collect()
+    ranges
+        .into_iter()
+        .map(|positions| RowTarget { row, positions })
+        .collect()
 }
 
 #[cfg(test)]
@@ -277,12 +302,19 @@ mod tests {
 
     #[test]
     fn words_get_specials_and_their_subword_positions() {
-        let req = request(vec![TextUnit::words(&["the", "cats", "sat"])], RowLevel::Word);
+        let req = request(
+            vec![TextUnit::words(&["the", "cats", "sat"])],
+            RowLevel::Word,
+        );
         let plan = build_plan(&req, &bundle(), 512).expect("plan");
         let seq = &plan.sequences[0];
         let expected = ["[CLS]", "the", "cat", "##s", "sat", "[SEP]"].map(id);
         assert_eq!(seq.ids, expected);
-        let rows: Vec<_> = seq.targets.iter().map(|t| (t.row, t.positions.clone())).collect();
+        let rows: Vec<_> = seq
+            .targets
+            .iter()
+            .map(|t| (t.row, t.positions.clone()))
+            .collect();
         assert_eq!(rows, vec![(0, 1..2), (1, 3..4), (2, 4..5)]);
         assert_eq!(plan.rows_per_unit, vec![3]);
         assert_eq!(plan.subword_tokens, 4);
@@ -303,13 +335,19 @@ mod tests {
     fn long_word_units_split_into_windows_of_whole_words() {
         // 6 words, 9 subwords; 5 positions leave 3 subwords per window.
         let words = ["the", "cats", "sat", "on", "unbelievable", "mat"];
-        let req = request(vec![TextUnit::words(&words), TextUnit::words(&["a"])], RowLevel::Word);
+        let req = request(
+            vec![TextUnit::words(&words), TextUnit::words(&["a"])],
+            RowLevel::Word,
+        );
         let plan = build_plan(&req, &bundle(), 5).expect("plan");
         let lengths: Vec<_> = plan.sequences.iter().map(Sequence::len).collect();
         assert_eq!(lengths, vec![5, 4, 5, 3, 3]);
         assert!(plan.sequences.iter().all(|s| s.len() <= 5));
-        let rows: Vec<usize> =
-            plan.sequences.iter().flat_map(|s| s.targets.iter().map(|t| t.row)).collect();
+        let rows: Vec<usize> = plan
+            .sequences
+            .iter()
+            .flat_map(|s| s.targets.iter().map(|t| t.row))
+            .collect();
         assert_eq!(rows, vec![0, 1, 2, 3, 4, 5, 6]);
         assert_eq!(plan.windowed_units, 1);
         assert_eq!(plan.rows_per_unit, vec![6, 1]);
@@ -318,18 +356,30 @@ mod tests {
 
     #[test]
     fn a_word_longer_than_the_model_is_an_error_naming_it() {
-        let req = request(vec![TextUnit::words(&["the", "unbelievable"])], RowLevel::Word);
+        let req = request(
+            vec![TextUnit::words(&["the", "unbelievable"])],
+            RowLevel::Word,
+        );
         let message = build_plan(&req, &bundle(), 4).err().expect("error");
-        assert!(message.contains("unit 0: word 1 ('unbelievable') has 3 subwords"), "{message}");
+        assert!(
+            message.contains("unit 0: word 1 ('unbelievable') has 3 subwords"),
+            "{message}"
+        );
     }
 
     #[test]
     fn sentence_pair_types_and_mean_targets() {
-        let mut req = request(vec![TextUnit::sentence("the cat", Some("a mat"))], RowLevel::Sentence);
+        let mut req = request(
+            vec![TextUnit::sentence("the cat", Some("a mat"))],
+            RowLevel::Sentence,
+        );
         req.sentence_pooling = SentencePooling::Mean;
         let plan = build_plan(&req, &bundle(), 512).expect("plan");
         let seq = &plan.sequences[0];
-        assert_eq!(seq.ids, ["[CLS]", "the", "cat", "[SEP]", "a", "mat", "[SEP]"].map(id));
+        assert_eq!(
+            seq.ids,
+            ["[CLS]", "the", "cat", "[SEP]", "a", "mat", "[SEP]"].map(id)
+        );
         assert_eq!(seq.type_ids, vec![0, 0, 0, 0, 1, 1, 1]);
         let ranges: Vec<_> = seq.targets.iter().map(|t| t.positions.clone()).collect();
         assert_eq!(ranges, vec![1..3, 4..6]);
@@ -338,10 +388,17 @@ mod tests {
 
     #[test]
     fn a_long_sentence_is_windowed_into_one_row() {
-        let req = request(vec![TextUnit::sentence("the cat sat on the mat", None)], RowLevel::Sentence);
+        let req = request(
+            vec![TextUnit::sentence("the cat sat on the mat", None)],
+            RowLevel::Sentence,
+        );
         let plan = build_plan(&req, &bundle(), 6).expect("plan");
         assert_eq!(plan.sequences.len(), 2);
-        assert!(plan.sequences.iter().all(|s| s.targets == vec![RowTarget { row: 0, positions: 0..1 }]));
+        assert!(plan.sequences.iter().all(|s| s.targets
+            == vec![RowTarget {
+                row: 0,
+                positions: 0..1
+            }]));
         assert_eq!((plan.rows, plan.windowed_units), (1, 1));
     }
 
@@ -351,15 +408,23 @@ mod tests {
             TextUnit::sentence("the", None),
             TextUnit::sentence("the cat sat", Some("on the mat")),
         ];
-        let message = build_plan(&request(units, RowLevel::Sentence), &bundle(), 8).err().expect("error");
-        assert!(message.contains("unit 1: the sentence pair is 9 tokens long"), "{message}");
+        let message = build_plan(&request(units, RowLevel::Sentence), &bundle(), 8)
+            .err()
+            .expect("error");
+        assert!(
+            message.contains("unit 1: the sentence pair is 9 tokens long"),
+            "{message}"
+        );
     }
 
     #[test]
     fn sentence_level_accepts_pre_split_words() {
         let req = request(vec![TextUnit::words(&["the", "cats"])], RowLevel::Sentence);
         let plan = build_plan(&req, &bundle(), 512).expect("plan");
-        assert_eq!(plan.sequences[0].ids, ["[CLS]", "the", "cat", "##s", "[SEP]"].map(id));
+        assert_eq!(
+            plan.sequences[0].ids,
+            ["[CLS]", "the", "cat", "##s", "[SEP]"].map(id)
+        );
     }
 
     #[test]

@@ -31,7 +31,13 @@ impl HiddenStates {
                 values.len()
             ));
         }
-        Ok(HiddenStates { values, layers, batch, seq_len, hidden })
+        Ok(HiddenStates {
+            values,
+            layers,
+            batch,
+            seq_len,
+            hidden,
+        })
     }
 
     /// The vector of one token at one layer.
@@ -93,7 +99,9 @@ impl RowAccumulator {
         let row_size = self.layers * self.hidden;
         for (row, &count) in self.counts.iter().enumerate() {
             if count == 0 {
-                return Err(format!("internal error: row {row} received no hidden state"));
+                return Err(format!(
+                    "internal error: row {row} received no hidden state"
+                ));
             }
             if count > 1 {
                 let scale = 1.0 / count as f32;
@@ -126,8 +134,24 @@ mod tests {
     fn single_positions_are_copied_and_spans_averaged() {
         let s = states();
         let mut acc = RowAccumulator::new(2, 2, 2);
-        acc.add(&s, 0, &RowTarget { row: 0, positions: 2..3 }).expect("add");
-        acc.add(&s, 0, &RowTarget { row: 1, positions: 0..2 }).expect("add");
+        acc.add(
+            &s,
+            0,
+            &RowTarget {
+                row: 0,
+                positions: 2..3,
+            },
+        )
+        .expect("add");
+        acc.add(
+            &s,
+            0,
+            &RowTarget {
+                row: 1,
+                positions: 0..2,
+            },
+        )
+        .expect("add");
         let rows = acc.finish().expect("rows");
         assert_eq!(rows[..4], [20.0, 21.0, 120.0, 121.0]);
         assert_eq!(rows[4..], [5.0, 6.0, 105.0, 106.0]);
@@ -137,8 +161,24 @@ mod tests {
     fn targets_of_one_row_pool_together() {
         let s = states();
         let mut acc = RowAccumulator::new(1, 2, 2);
-        acc.add(&s, 0, &RowTarget { row: 0, positions: 0..1 }).expect("add");
-        acc.add(&s, 0, &RowTarget { row: 0, positions: 1..3 }).expect("add");
+        acc.add(
+            &s,
+            0,
+            &RowTarget {
+                row: 0,
+                positions: 0..1,
+            },
+        )
+        .expect("add");
+        acc.add(
+            &s,
+            0,
+            &RowTarget {
+                row: 0,
+                positions: 1..3,
+            },
+        )
+        .expect("add");
         assert_eq!(acc.finish().expect("rows")[..2], [10.0, 11.0]);
     }
 
@@ -151,6 +191,15 @@ mod tests {
     fn wrong_sizes_are_rejected() {
         assert!(HiddenStates::new(vec![0.0; 5], 1, 1, 1, 4).is_err());
         let mut acc = RowAccumulator::new(1, 3, 2);
-        assert!(acc.add(&states(), 0, &RowTarget { row: 0, positions: 0..1 }).is_err());
+        assert!(acc
+            .add(
+                &states(),
+                0,
+                &RowTarget {
+                    row: 0,
+                    positions: 0..1
+                }
+            )
+            .is_err());
     }
 }

@@ -176,7 +176,10 @@ pub(crate) mod tests {
     ];
 
     pub fn id(token: &str) -> u32 {
-        VOCAB.iter().position(|t| *t == token).expect("token in VOCAB") as u32
+        VOCAB
+            .iter()
+            .position(|t| *t == token)
+            .expect("token in VOCAB") as u32
     }
 
     /// A folder with only vocab.txt (and optionally a tokenizer_config.json).
@@ -197,7 +200,15 @@ pub(crate) mod tests {
     #[test]
     fn special_ids_come_from_the_vocabulary() {
         let special = bundle().special_ids();
-        assert_eq!(special, SpecialIds { cls: 2, sep: 3, pad: 0, unk: 1 });
+        assert_eq!(
+            special,
+            SpecialIds {
+                cls: 2,
+                sep: 3,
+                pad: 0,
+                unk: 1
+            }
+        );
     }
 
     #[test]
@@ -216,7 +227,9 @@ pub(crate) mod tests {
 
     #[test]
     fn a_word_without_subwords_still_gets_one_piece() {
-        let pieces = bundle().word_pieces(&["cat", "\u{7}", "", "mat"]).expect("pieces");
+        let pieces = bundle()
+            .word_pieces(&["cat", "\u{7}", "", "mat"])
+            .expect("pieces");
         assert_eq!(pieces.len(), 4);
         assert_eq!(pieces[1], vec![id("[UNK]")]);
         assert_eq!(pieces[2], vec![id("[UNK]")]);
@@ -227,7 +240,10 @@ pub(crate) mod tests {
     fn cased_config_keeps_case() {
         let dir = vocab_folder(Some(r#"{"do_lower_case": false}"#));
         let bundle = TokenizerBundle::from_folder(dir.path()).expect("tokenizer");
-        assert_eq!(bundle.word_pieces(&["The"]).expect("pieces")[0], vec![id("[UNK]")]);
+        assert_eq!(
+            bundle.word_pieces(&["The"]).expect("pieces")[0],
+            vec![id("[UNK]")]
+        );
     }
 
     #[test]
@@ -239,8 +255,13 @@ pub(crate) mod tests {
     #[test]
     fn missing_files_name_the_folder() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let message = TokenizerBundle::from_folder(dir.path()).err().expect("error");
-        assert!(message.contains("neither tokenizer.json nor vocab.txt"), "{message}");
+        let message = TokenizerBundle::from_folder(dir.path())
+            .err()
+            .expect("error");
+        assert!(
+            message.contains("neither tokenizer.json nor vocab.txt"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -257,9 +278,13 @@ pub(crate) mod tests {
                 ..Default::default()
             }))
             .expect("truncation");
-        tokenizer.save(dir.path().join("tokenizer.json"), false).expect("save");
+        tokenizer
+            .save(dir.path().join("tokenizer.json"), false)
+            .expect("save");
         let bundle = TokenizerBundle::from_folder(dir.path()).expect("tokenizer.json");
-        let ids = bundle.text_pieces("the cat sat on the mat").expect("pieces");
+        let ids = bundle
+            .text_pieces("the cat sat on the mat")
+            .expect("pieces");
         assert_eq!(ids.len(), 6);
     }
 }
