@@ -15,6 +15,11 @@ pub struct PaddedBatch {
     pub seq_len: usize,
     /// Real (unpadded) length of each sequence.
     pub lengths: Vec<usize>,
+    /// Positions (`[batch, seq_len]`, row-major) whose hidden state at the
+    /// last requested layer is read; empty means all. A backend may skip
+    /// the last layer's work elsewhere (those values are then unspecified):
+    /// earlier layers feed attention and are always computed in full.
+    pub needed: Vec<bool>,
 }
 
 impl PaddedBatch {
@@ -33,6 +38,7 @@ impl PaddedBatch {
             batch,
             seq_len,
             lengths: Vec::with_capacity(batch),
+            needed: Vec::new(),
         };
         for (row, (ids, types)) in sequences.iter().enumerate() {
             let start = row * seq_len;
@@ -58,6 +64,11 @@ impl PaddedBatch {
     /// Tokens that are not padding.
     pub fn real_tokens(&self) -> usize {
         self.lengths.iter().sum()
+    }
+
+    /// Whether the last layer's state at `position` of `sequence` is read.
+    pub fn is_needed(&self, sequence: usize, position: usize) -> bool {
+        self.needed.is_empty() || self.needed[sequence * self.seq_len + position]
     }
 }
 

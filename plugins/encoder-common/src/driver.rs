@@ -1,6 +1,9 @@
 //! The generic encode loop: plan, batch, run the backend's forward pass,
 //! pool into rows.
 
+use std::sync::Mutex;
+
+use rayon::prelude::*;
 use sieve_core::{EncodeRequest, EncodedRows};
 
 use crate::batch::{plan_batches, PaddedBatch};
@@ -19,42 +22,48 @@ pub struct EncodeLimits {
     /// Most padded tokens per batch, on top of the request's `batch_size`;
     /// bounds the attention matrices' memory for long sequences.
     pub batch_tokens: Option<usize>,
+    /// Batches whose forward passes run at the same time on rayon's pool
+    /// (1: one after the other). A multi-threaded forward pass leaves
+    /// threads idle at every fork-join; a second batch fills those gaps.
+    pub concurrent_batches: usize,
 }
 
 /// Encodes a request with a backend's forward pass.
 ///
 /// `forward(batch, last_layer)` must return hidden states `0..=last_layer`
-/// of every token of the padded batch. Rows come back in unit order whatever
-/// order the batches ran in. `subword_tokens` counts the real tokens of all
-/// sequences with specials and padding excluded (the core contract).
+/// of every real token of the batch (padded or packed layout; padding rows
+/// are never read, nor last-layer positions the batch does not mark as
+/// needed). It may be called from several threads at once (see
+/// [`EncodeLimits::concurrent_batches`]; a backend whose session needs
+/// exclusive access locks it or asks for 1). Rows come back in unit order
+/// whatever order the batches ran in. `subword_tokens` counts the real
+/// tokens of all sequences, specials and padding excluded (the core
+/// contract).
 pub fn encode_request<F>(
     request: &EncodeRequest,
     tokenizer: &TokenizerBundle,
     limits: &EncodeLimits,
-    mut forward: F,
+    forward: F,
 ) -> Result<EncodedRows, String>
 where
-    F: FnMut(&PaddedBatch, usize) -> Result<HiddenStates, String>,
+    F: Fn(&PaddedBatch, usize) -> Result<HiddenStates, String> + Sync,
 {
-    let last_layer = request.last_layer as usize;
     check_request(request, limits)?;
     let plan = build_plan(request, tokenizer, limits.max_positions)?;
-    let layers = last_layer + 1;
-    let mut rows = RowAccumulator::new(plan.rows, layers, limits.hidden_size);
+    let layers = request.last_layer as usize + 1;
     let lengths: Vec<usize> = plan.sequences.iter().map(Sequence::len).collect();
     let batches = plan_batches(&lengths, request.batch_size as usize, limits.batch_tokens);
+    let pooled = Mutex::new(RowAccumulator::new(plan.rows, layers, limits.hidden_size));
     let pad = tokenizer.special_ids().pad;
-    for members in batches {
+    let run = |members: &Vec<usize>| {
         let sequences: Vec<&Sequence> = members.iter().map(|&i| &plan.sequences[i]).collect();
-        let batch = pad_sequences(&sequences, pad);
-        let states = forward(&batch, last_layer)?;
-        check_states(&states, &batch, layers)?;
-        for (slot, sequence) in sequences.iter().enumerate() {
-            for target in &sequence.targets {
-                rows.add(&states, slot, target)?;
-            }
-        }
+        encode_batch(&sequences, pad, layers, &forward, &pooled)
+    };
+    for group in batches.chunks(limits.concurrent_batches.max(1)) {
+        let results: Vec<Result<(), String>> = group.par_iter().map(run).collect();
+        results.into_iter().collect::<Result<(), String>>()?;
     }
+    let rows = pooled.into_inner().map_err(|_| POISONED.to_string())?;
     Ok(EncodedRows {
         values: rows.finish()?.into(),
         rows: plan.rows as u64,
@@ -64,6 +73,32 @@ where
         subword_tokens: plan.subword_tokens,
         windowed_units: plan.windowed_units,
     })
+}
+
+const POISONED: &str = "a forward pass panicked while pooling rows";
+
+/// One batch: pad, forward, then pool its rows at once, under the lock,
+/// while the other batch of its group may still be computing.
+fn encode_batch<F>(
+    sequences: &[&Sequence],
+    pad: u32,
+    layers: usize,
+    forward: &F,
+    pooled: &Mutex<RowAccumulator>,
+) -> Result<(), String>
+where
+    F: Fn(&PaddedBatch, usize) -> Result<HiddenStates, String>,
+{
+    let batch = pad_sequences(sequences, pad);
+    let states = forward(&batch, layers - 1)?;
+    check_states(&states, &batch, layers)?;
+    let mut rows = pooled.lock().map_err(|_| POISONED.to_string())?;
+    for (slot, sequence) in sequences.iter().enumerate() {
+        for target in &sequence.targets {
+            rows.add(&states, slot, target)?;
+        }
+    }
+    Ok(())
 }
 
 fn check_request(request: &EncodeRequest, limits: &EncodeLimits) -> Result<(), String> {
@@ -79,21 +114,38 @@ fn check_request(request: &EncodeRequest, limits: &EncodeLimits) -> Result<(), S
     Ok(())
 }
 
+/// Pads the sequences and marks the positions their rows read.
 fn pad_sequences(sequences: &[&Sequence], pad: u32) -> PaddedBatch {
     let pairs: Vec<(&[u32], &[u32])> = sequences
         .iter()
         .map(|s| (s.ids.as_slice(), s.type_ids.as_slice()))
         .collect();
-    PaddedBatch::new(&pairs, pad)
+    let mut batch = PaddedBatch::new(&pairs, pad);
+    let mut needed = vec![false; batch.batch * batch.seq_len];
+    for (slot, sequence) in sequences.iter().enumerate() {
+        let row = slot * batch.seq_len;
+        for target in &sequence.targets {
+            needed[row + target.positions.start..row + target.positions.end].fill(true);
+        }
+    }
+    batch.needed = needed;
+    batch
 }
 
 fn check_states(states: &HiddenStates, batch: &PaddedBatch, layers: usize) -> Result<(), String> {
-    let got = (states.layers, states.batch, states.seq_len);
-    let want = (layers, batch.batch, batch.seq_len);
+    let got = (states.layers, states.sequences());
+    let want = (layers, batch.batch);
     if got != want {
         return Err(format!(
-            "the backend returned hidden states of shape (layers, batch, seq) {got:?}, \
-             expected {want:?}"
+            "the backend returned hidden states of (layers, sequences) {got:?}, expected {want:?}"
+        ));
+    }
+    let short = (0..batch.batch).find(|&i| states.capacity(i) < batch.lengths[i]);
+    if let Some(i) = short {
+        return Err(format!(
+            "the backend returned {} rows for sequence {i} of {} tokens",
+            states.capacity(i),
+            batch.lengths[i]
         ));
     }
     Ok(())
@@ -109,18 +161,26 @@ mod tests {
     const HIDDEN: usize = 2;
 
     /// A fake network: the vector of a token at layer l is
-    /// `[id + 1000 * l, position]`, so pooled rows can be checked by hand.
+    /// `[id + 1000 * l, position]`, so pooled rows can be checked by hand;
+    /// like a pruning backend, it leaves NaN at last-layer positions the
+    /// batch does not mark as needed.
     fn fake_forward(batch: &PaddedBatch, last_layer: usize) -> Result<HiddenStates, String> {
         let mut values = Vec::new();
         for layer in 0..=last_layer {
             for b in 0..batch.batch {
                 for p in 0..batch.seq_len {
                     let token = batch.input_ids[b * batch.seq_len + p];
-                    values.extend([(token as usize + 1000 * layer) as f32, p as f32]);
+                    let skipped = layer == last_layer && !batch.is_needed(b, p);
+                    let value = if skipped {
+                        f32::NAN
+                    } else {
+                        (token as usize + 1000 * layer) as f32
+                    };
+                    values.extend([value, p as f32]);
                 }
             }
         }
-        HiddenStates::new(values, last_layer + 1, batch.batch, batch.seq_len, HIDDEN)
+        HiddenStates::padded(values, last_layer + 1, batch.batch, batch.seq_len, HIDDEN)
     }
 
     fn limits(max_positions: usize) -> EncodeLimits {
@@ -129,6 +189,7 @@ mod tests {
             num_layers: 3,
             hidden_size: HIDDEN,
             batch_tokens: None,
+            concurrent_batches: 2,
         }
     }
 
@@ -170,6 +231,24 @@ mod tests {
         );
         assert_eq!(out.subword_tokens, 10);
         assert_eq!(out.windowed_units, 0);
+        assert!(
+            out.values.iter().all(|v| v.is_finite()),
+            "a row read an unneeded position"
+        );
+    }
+
+    #[test]
+    fn concurrent_and_sequential_batches_agree() {
+        let units: Vec<TextUnit> = (0..7)
+            .map(|i| TextUnit::words(&["the", "cat", "sat", "on", "a", "mat"][..1 + i % 6]))
+            .collect();
+        let request = word_request(units, 2);
+        let mut one_at_a_time = limits(512);
+        one_at_a_time.concurrent_batches = 1;
+        let a = encode_request(&request, &bundle(), &one_at_a_time, fake_forward).expect("encode");
+        let b = encode_request(&request, &bundle(), &limits(512), fake_forward).expect("encode");
+        assert_eq!(a.values, b.values);
+        assert_eq!(a.rows_per_unit, b.rows_per_unit);
     }
 
     #[test]
@@ -214,10 +293,8 @@ mod tests {
         assert!(encode_request(&request, &bundle(), &limits(512), fake_forward).is_err());
         let request = word_request(vec![TextUnit::words(&["a"])], 1);
         let short = |b: &PaddedBatch, _| fake_forward(b, 0);
-        let message = encode_request(&request, &bundle(), &limits(512), short)
-            .err()
-            .expect("error");
-        assert!(message.contains("expected (2, 1, 3)"), "{message}");
+        let message = encode_request(&request, &bundle(), &limits(512), short).expect_err("error");
+        assert!(message.contains("expected (2, 1)"), "{message}");
     }
 
     #[test]

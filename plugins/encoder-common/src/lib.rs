@@ -11,10 +11,13 @@
 //! - [`build_plan`]: text units -> sequences of token ids, with the token
 //!   positions that make up every output row (words, sentences), and
 //!   windows for units longer than the model's maximum;
-//! - [`plan_batches`] and [`PaddedBatch`]: length-sorted, padded batches;
-//! - [`RowAccumulator`]: pooling of per-token hidden states into rows;
+//! - [`plan_batches`] and [`PaddedBatch`]: length-sorted, padded batches
+//!   that also mark which positions' last-layer states are read (a backend
+//!   may skip the rest of its last layer);
+//! - [`HiddenStates`] (padded or packed) and [`RowAccumulator`]: pooling of
+//!   per-token hidden states into rows;
 //! - [`encode_request`]: the driver that ties them together around a
-//!   backend's forward pass.
+//!   backend's forward pass, running a few batches at once.
 
 mod batch;
 mod driver;

@@ -10,6 +10,7 @@
 
 use std::ops::Range;
 
+use rayon::prelude::*;
 use sieve_core::{EncodeRequest, RowLevel, SentencePooling, SubwordPooling, TextUnit};
 
 use crate::tokenize::{SpecialIds, TokenizerBundle};
@@ -68,20 +69,25 @@ pub fn build_plan(
             "a model maximum of {max_positions} positions cannot hold any text"
         ));
     }
+    // Units are tokenised in parallel, each with rows counted from 0, and
+    // then put in order.
+    let units: Vec<Result<(Vec<Sequence>, usize), String>> = request
+        .units
+        .as_slice()
+        .par_iter()
+        .enumerate()
+        .map(|(index, unit)| plan_unit(index, unit, request, tokenizer, max_positions))
+        .collect();
     let mut plan = EncodePlan::default();
-    for (index, unit) in request.units.iter().enumerate() {
-        let before = plan.sequences.len();
-        let rows = match request.level {
-            RowLevel::Word => {
-                plan_word_unit(index, unit, request, tokenizer, max_positions, &mut plan)?
-            }
-            RowLevel::Sentence => {
-                plan_sentence_unit(index, unit, request, tokenizer, max_positions, &mut plan)?
-            }
-        };
-        if plan.sequences.len() - before > 1 {
+    for unit in units {
+        let (mut sequences, rows) = unit?;
+        if sequences.len() > 1 {
             plan.windowed_units += 1;
         }
+        for target in sequences.iter_mut().flat_map(|s| s.targets.iter_mut()) {
+            target.row += plan.rows;
+        }
+        plan.sequences.extend(sequences);
         plan.rows_per_unit.push(rows as u32);
         plan.rows += rows;
     }
@@ -91,6 +97,36 @@ pub fn build_plan(
         .map(|s| s.len() as u64 - count_specials(s))
         .sum();
     Ok(plan)
+}
+
+/// One unit's sequences, with its rows counted from 0, and its row count.
+fn plan_unit(
+    index: usize,
+    unit: &TextUnit,
+    request: &EncodeRequest,
+    tokenizer: &TokenizerBundle,
+    max_positions: usize,
+) -> Result<(Vec<Sequence>, usize), String> {
+    let mut sequences = Vec::new();
+    let rows = match request.level {
+        RowLevel::Word => plan_word_unit(
+            index,
+            unit,
+            request,
+            tokenizer,
+            max_positions,
+            &mut sequences,
+        )?,
+        RowLevel::Sentence => plan_sentence_unit(
+            index,
+            unit,
+            request,
+            tokenizer,
+            max_positions,
+            &mut sequences,
+        )?,
+    };
+    Ok((sequences, rows))
 }
 
 /// Specials of a sequence: `[CLS]` and one `[SEP]` per segment.
@@ -112,13 +148,15 @@ fn select_subwords(span: Range<usize>, pooling: SubwordPooling) -> Range<usize> 
     }
 }
 
+/// A word unit's sequences (rows = its words, counted from 0), windowed at
+/// word boundaries when too long.
 fn plan_word_unit(
     index: usize,
     unit: &TextUnit,
     request: &EncodeRequest,
     tokenizer: &TokenizerBundle,
     max_positions: usize,
-    plan: &mut EncodePlan,
+    out: &mut Vec<Sequence>,
 ) -> Result<usize, String> {
     if unit.words.is_empty() && !unit.text.is_empty() {
         return Err(format!(
@@ -139,11 +177,11 @@ fn plan_word_unit(
     for window in word_windows(&pieces, capacity) {
         let sequence = word_window_sequence(
             &pieces[window.clone()],
-            plan.rows + first_word,
+            first_word,
             request.subword_pooling,
             special,
         );
-        plan.sequences.push(sequence);
+        out.push(sequence);
         first_word += window.len();
     }
     Ok(pieces.len())
@@ -202,13 +240,15 @@ fn sentence_pieces(unit: &TextUnit, tokenizer: &TokenizerBundle) -> Result<Vec<u
     }
 }
 
+/// A sentence unit's sequence(s) for its one row (row 0), windowed when a
+/// single sentence is too long.
 fn plan_sentence_unit(
     index: usize,
     unit: &TextUnit,
     request: &EncodeRequest,
     tokenizer: &TokenizerBundle,
     max_positions: usize,
-    plan: &mut EncodePlan,
+    out: &mut Vec<Sequence>,
 ) -> Result<usize, String> {
     let first = sentence_pieces(unit, tokenizer)?;
     let pair = match unit.pair.as_ref().into_option() {
@@ -217,11 +257,11 @@ fn plan_sentence_unit(
     };
     let special = tokenizer.special_ids();
     let pooling = request.sentence_pooling;
-    let row = plan.rows;
+    let row = 0;
     let length = first.len() + 2 + pair.as_ref().map_or(0, |p| p.len() + 1);
     if length <= max_positions {
         let sequence = sentence_sequence(&first, pair.as_deref(), row, pooling, special);
-        plan.sequences.push(sequence);
+        out.push(sequence);
     } else if pair.is_some() {
         return Err(format!(
             "unit {index}: the sentence pair is {length} tokens long with specials, more than \
@@ -229,8 +269,7 @@ fn plan_sentence_unit(
         ));
     } else {
         for window in first.chunks(max_positions - 2) {
-            plan.sequences
-                .push(sentence_sequence(window, None, row, pooling, special));
+            out.push(sentence_sequence(window, None, row, pooling, special));
         }
     }
     Ok(1)
@@ -248,7 +287,8 @@ fn sentence_sequence(
     ids.extend_from_slice(first);
     ids.push(special.sep);
     let first_len = ids.len();
-    let mut content = vec![1..1 + first.len()];
+    let mut content = Vec::with_capacity(2);
+    content.push(1..1 + first.len());
     if let Some(pair) = pair {
         content.push(ids.len()..ids.len() + pair.len());
         ids.extend_from_slice(pair);
@@ -272,15 +312,16 @@ fn sentence_targets(
     row: usize,
     pooling: SentencePooling,
 ) -> Vec<RowTarget> {
-    let ranges = match pooling {
-        SentencePooling::Cls => vec![0..1],
-        SentencePooling::Mean if content.iter().all(|r| r.is_empty()) => vec![0..length],
-        SentencePooling::Mean => content.into_iter().filter(|r| !r.is_empty()).collect(),
-    };
-    ranges
-        .into_iter()
-        .map(|positions| RowTarget { row, positions })
-        .collect()
+    let target = |positions| RowTarget { row, positions };
+    match pooling {
+        SentencePooling::Cls => vec![target(0..1)],
+        SentencePooling::Mean if content.iter().all(|r| r.is_empty()) => vec![target(0..length)],
+        SentencePooling::Mean => content
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .map(target)
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -360,7 +401,7 @@ mod tests {
             vec![TextUnit::words(&["the", "unbelievable"])],
             RowLevel::Word,
         );
-        let message = build_plan(&req, &bundle(), 4).err().expect("error");
+        let message = build_plan(&req, &bundle(), 4).expect_err("error");
         assert!(
             message.contains("unit 0: word 1 ('unbelievable') has 3 subwords"),
             "{message}"
@@ -408,9 +449,8 @@ mod tests {
             TextUnit::sentence("the", None),
             TextUnit::sentence("the cat sat", Some("on the mat")),
         ];
-        let message = build_plan(&request(units, RowLevel::Sentence), &bundle(), 8)
-            .err()
-            .expect("error");
+        let message =
+            build_plan(&request(units, RowLevel::Sentence), &bundle(), 8).expect_err("error");
         assert!(
             message.contains("unit 1: the sentence pair is 9 tokens long"),
             "{message}"

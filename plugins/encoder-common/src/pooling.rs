@@ -2,48 +2,98 @@
 
 use crate::plan::RowTarget;
 
-/// The hidden states of one padded batch, layer-major
-/// `[layers, batch, seq_len, hidden]` (the order a network produces them in:
-/// one contiguous block per layer).
+/// The hidden states of one batch, layer-major: one block of
+/// `rows_per_layer * hidden` values per layer, in which sequence `i` starts
+/// at row `starts[i]`.
+///
+/// Two layouts fit: padded (`[layers, batch, seq_len, hidden]`, what a
+/// network with padded inputs returns) and packed (the real tokens of the
+/// sequences back to back, no padding rows; what a backend that skips
+/// padding in its dense layers returns).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HiddenStates {
     pub values: Vec<f32>,
     pub layers: usize,
-    pub batch: usize,
-    pub seq_len: usize,
     pub hidden: usize,
+    starts: Vec<usize>,
+    rows_per_layer: usize,
 }
 
 impl HiddenStates {
-    /// Checks that `values` holds exactly `layers * batch * seq_len * hidden`
-    /// numbers.
-    pub fn new(
+    /// Padded layout `[layers, batch, seq_len, hidden]`.
+    pub fn padded(
         values: Vec<f32>,
         layers: usize,
         batch: usize,
         seq_len: usize,
         hidden: usize,
     ) -> Result<Self, String> {
-        let expected = layers * batch * seq_len * hidden;
+        let starts = (0..batch).map(|b| b * seq_len).collect();
+        Self::checked(values, layers, hidden, starts, batch * seq_len)
+    }
+
+    /// Packed layout: per layer, the `lengths[i]` rows of each sequence in
+    /// turn.
+    pub fn packed(
+        values: Vec<f32>,
+        layers: usize,
+        lengths: &[usize],
+        hidden: usize,
+    ) -> Result<Self, String> {
+        let starts = lengths
+            .iter()
+            .scan(0, |next, &len| {
+                let start = *next;
+                *next += len;
+                Some(start)
+            })
+            .collect();
+        Self::checked(values, layers, hidden, starts, lengths.iter().sum())
+    }
+
+    fn checked(
+        values: Vec<f32>,
+        layers: usize,
+        hidden: usize,
+        starts: Vec<usize>,
+        rows_per_layer: usize,
+    ) -> Result<Self, String> {
+        let expected = layers * rows_per_layer * hidden;
         if values.len() != expected {
             return Err(format!(
-                "hidden states hold {} values, expected {layers} x {batch} x {seq_len} x {hidden}",
+                "hidden states hold {} values, expected {layers} layers x {rows_per_layer} \
+                 rows x {hidden}",
                 values.len()
             ));
         }
         Ok(HiddenStates {
             values,
             layers,
-            batch,
-            seq_len,
             hidden,
+            starts,
+            rows_per_layer,
         })
+    }
+
+    /// Number of sequences.
+    pub fn sequences(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Rows available to sequence `i` (its length, or the padded length).
+    pub fn capacity(&self, sequence: usize) -> usize {
+        let end = self
+            .starts
+            .get(sequence + 1)
+            .copied()
+            .unwrap_or(self.rows_per_layer);
+        end - self.starts[sequence]
     }
 
     /// The vector of one token at one layer.
     pub fn vector(&self, layer: usize, sequence: usize, position: usize) -> &[f32] {
-        let start = ((layer * self.batch + sequence) * self.seq_len + position) * self.hidden;
-        &self.values[start..start + self.hidden]
+        let row = layer * self.rows_per_layer + self.starts[sequence] + position;
+        &self.values[row * self.hidden..(row + 1) * self.hidden]
     }
 }
 
@@ -127,7 +177,7 @@ mod tests {
                 }
             }
         }
-        HiddenStates::new(values, 2, 1, 3, 2).expect("shape")
+        HiddenStates::padded(values, 2, 1, 3, 2).expect("shape")
     }
 
     #[test]
@@ -183,13 +233,24 @@ mod tests {
     }
 
     #[test]
+    fn packed_states_find_each_sequence() {
+        // 2 layers; sequences of 1 and 2 tokens; hidden 1: value = 10*layer + row.
+        let values = vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0];
+        let states = HiddenStates::packed(values, 2, &[1, 2], 1).expect("shape");
+        assert_eq!(states.vector(1, 1, 1), [12.0]);
+        assert_eq!(states.vector(0, 1, 0), [1.0]);
+        assert_eq!((states.capacity(0), states.capacity(1)), (1, 2));
+    }
+
+    #[test]
     fn an_empty_row_is_an_error() {
         assert!(RowAccumulator::new(1, 2, 2).finish().is_err());
     }
 
     #[test]
     fn wrong_sizes_are_rejected() {
-        assert!(HiddenStates::new(vec![0.0; 5], 1, 1, 1, 4).is_err());
+        assert!(HiddenStates::padded(vec![0.0; 5], 1, 1, 1, 4).is_err());
+        assert!(HiddenStates::packed(vec![0.0; 8], 1, &[1, 2], 2).is_err());
         let mut acc = RowAccumulator::new(1, 3, 2);
         assert!(acc
             .add(

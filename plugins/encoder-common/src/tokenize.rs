@@ -29,6 +29,7 @@ pub struct SpecialIds {
 
 /// A tokenizer ready for pre-split words and raw sentences, plus its
 /// special token ids.
+#[derive(Debug)]
 pub struct TokenizerBundle {
     tokenizer: Tokenizer,
     special: SpecialIds,
@@ -255,9 +256,7 @@ pub(crate) mod tests {
     #[test]
     fn missing_files_name_the_folder() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let message = TokenizerBundle::from_folder(dir.path())
-            .err()
-            .expect("error");
+        let message = TokenizerBundle::from_folder(dir.path()).expect_err("error");
         assert!(
             message.contains("neither tokenizer.json nor vocab.txt"),
             "{message}"

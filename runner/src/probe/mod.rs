@@ -1,1 +1,134 @@
-//! The linear probe (owned by the probe work).
+//! The linear probe: multinomial logistic regression (or linear regression)
+//! on activations, with the paper's penalty.
+//!
+//! Two solvers share one data path and one loss implementation:
+//! - [`Solver::Adam`] is Dalvi et al.'s recipe (PyTorch Adam, lr 1e-3,
+//!   10 epochs, batch 128, `l1 * sum|W| + l2 * ||W||_F` with the UNSQUARED
+//!   norm), the default, so results reproduce the paper;
+//! - [`Solver::Fista`] solves the proper elastic net (squared L2, L1 by
+//!   soft thresholding) full-batch, giving exact zeros and warm starts for
+//!   penalty paths.
+//!
+//! Inputs are row-major `[rows, cols]` f32 slices; matmuls run on candle
+//! CPU tensors.
+
+mod data;
+mod error;
+mod metrics;
+mod model;
+mod objective;
+mod rng;
+mod settings;
+mod solver_adam;
+mod solver_fista;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ProbeError;
+pub use metrics::{
+    accuracy, macro_f1, majority_baseline, majority_class, matthews, pearson, spearman,
+};
+pub use model::TrainedProbe;
+pub use rng::SplitMix64;
+pub use settings::{ProbeSettings, Solver, Task};
+
+use data::RawInput;
+
+/// Trains a probe on `x` ([rows, cols] row-major).
+///
+/// Classification reads `labels` (class indices < `num_classes`) and ignores
+/// `targets`; regression reads `targets` and ignores `labels`. `seed` drives
+/// the initialisation and shuffling (Adam); equal inputs and seed give
+/// bit-identical weights on the same machine.
+#[allow(clippy::too_many_arguments)] // the public API mirrors the spec's fields
+pub fn train_probe(
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    labels: &[u32],
+    targets: &[f32],
+    task: Task,
+    settings: &ProbeSettings,
+    seed: u64,
+) -> Result<TrainedProbe, ProbeError> {
+    train_probe_warm(x, rows, cols, labels, targets, task, settings, seed, None)
+}
+
+/// [`train_probe`] starting from `init`'s weights instead of the default
+/// start (torch's random init for Adam, zero for FISTA), e.g. the previous
+/// solution along an L1 path. `init` must have the same shape and the same
+/// standardisation setting; its stored mean/std are not reused (they are
+/// recomputed from `x`, identical when `x` is the same training set).
+#[allow(clippy::too_many_arguments)] // the public API mirrors the spec's fields
+pub fn train_probe_warm(
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    labels: &[u32],
+    targets: &[f32],
+    task: Task,
+    settings: &ProbeSettings,
+    seed: u64,
+    init: Option<&TrainedProbe>,
+) -> Result<TrainedProbe, ProbeError> {
+    settings.validate()?;
+    let input = RawInput {
+        x,
+        rows,
+        cols,
+        labels,
+        targets,
+        task,
+    };
+    let problem = input.into_problem(settings.standardize)?;
+    if let Some(init) = init {
+        check_warm_start(init, task.outputs(), cols, settings.standardize)?;
+    }
+    let init = init.map(|p| (p.weights.as_slice(), p.bias.as_slice()));
+    let fitted = match settings.solver {
+        Solver::Adam => solver_adam::train_adam(&problem, settings, seed, init)?,
+        Solver::Fista => solver_fista::train_fista(&problem, settings, init)?,
+    };
+    let standardized = if settings.standardize {
+        " standardized"
+    } else {
+        ""
+    };
+    Ok(TrainedProbe {
+        weights: fitted.weights,
+        bias: fitted.bias,
+        outputs: problem.outputs,
+        features: cols,
+        standardization: problem.standardization,
+        solver_note: format!("{}{standardized}", fitted.note),
+    })
+}
+
+fn check_warm_start(
+    init: &TrainedProbe,
+    outputs: usize,
+    features: usize,
+    standardize: bool,
+) -> Result<(), ProbeError> {
+    let shape_ok = init.outputs == outputs
+        && init.features == features
+        && init.weights.len() == outputs * features
+        && init.bias.len() == outputs;
+    if !shape_ok {
+        return Err(ProbeError::WarmStartMismatch {
+            got_outputs: init.outputs,
+            got_features: init.features,
+            outputs,
+            features,
+        });
+    }
+    if init.standardization.is_some() != standardize {
+        return Err(ProbeError::InvalidSettings(format!(
+            "warm start probe was trained with standardize={}, settings say standardize={}",
+            init.standardization.is_some(),
+            standardize
+        )));
+    }
+    Ok(())
+}

@@ -36,6 +36,10 @@ pub struct ExperimentSpec {
     pub probe: ProbeSettings,
     #[serde(default)]
     pub store: StoreSpec,
+    /// LayerSelector, clustering, ranking and top-N (Dalvi et al.); absent:
+    /// per-layer probes only.
+    #[serde(default)]
+    pub selection: SelectionSpec,
 }
 
 fn default_seed() -> u64 {
@@ -182,7 +186,7 @@ impl ExperimentSpec {
         if self.model.batch_size == 0 {
             return Err("field `model.batch_size`: must be at least 1".into());
         }
-        Ok(())
+        self.selection.check_values()
     }
 }
 
@@ -225,5 +229,97 @@ impl UnitSplit {
             }
         }
         Ok(())
+    }
+}
+
+/// The paper's selection procedure (`selection:` in a spec). Each stage is
+/// optional: leave one out to skip it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionSpec {
+    #[serde(default)]
+    pub layer_selector: Option<LayerSelectorSpec>,
+    #[serde(default)]
+    pub clustering: Option<SelectorStageSpec>,
+    #[serde(default)]
+    pub ranking: Option<SelectorStageSpec>,
+    #[serde(default)]
+    pub top_n: Option<TopNSpec>,
+}
+
+/// LayerSelector: the fewest layers 0..k within `delta` % of the oracle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSelectorSpec {
+    /// Allowed relative drop from the oracle's dev score, in percent.
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+}
+
+/// A selector plugin and its parameters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectorStageSpec {
+    /// Name of a selector plugin (`sieve plugins` lists them).
+    pub selector: Spanned<String>,
+    /// Passed to the plugin as they are (see the plugin's documentation).
+    #[serde(default)]
+    pub params: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Picking N from a ranking.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopNSpec {
+    /// Allowed relative drop from the clustered probe's dev score, percent.
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+    /// Candidate fractions of ALL the model's features (the paper's grid
+    /// when absent).
+    #[serde(default)]
+    pub fractions: Option<Vec<f64>>,
+    /// Explicit candidate counts instead of fractions.
+    #[serde(default)]
+    pub sizes: Option<Vec<usize>>,
+    /// Keep exactly this many top-ranked neurons (no threshold search).
+    #[serde(default)]
+    pub target: Option<usize>,
+}
+
+fn default_delta() -> f64 {
+    1.0
+}
+
+impl SelectionSpec {
+    fn check_values(&self) -> Result<(), String> {
+        if let Some(ls) = &self.layer_selector {
+            check_delta("selection.layer_selector.delta", ls.delta)?;
+        }
+        let Some(top_n) = &self.top_n else {
+            return Ok(());
+        };
+        if self.ranking.is_none() {
+            return Err("section `selection.top_n`: needs a `selection.ranking` to pick from".into());
+        }
+        check_delta("selection.top_n.delta", top_n.delta)?;
+        let given = [top_n.fractions.is_some(), top_n.sizes.is_some(), top_n.target.is_some()];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err("section `selection.top_n`: give at most one of `fractions`, `sizes`, `target`".into());
+        }
+        if let Some(bad) = top_n.fractions.iter().flatten().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            return Err(format!("field `selection.top_n.fractions`: {bad} is not in (0, 1]"));
+        }
+        if top_n.sizes.iter().flatten().any(|s| *s == 0) || top_n.target == Some(0) {
+            return Err("section `selection.top_n`: sizes must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn check_delta(field: &str, delta: f64) -> Result<(), String> {
+    if (0.0..100.0).contains(&delta) {
+        Ok(())
+    } else {
+        Err(format!("field `{field}`: {delta} is not a percentage in [0, 100)"))
     }
 }

@@ -1,0 +1,83 @@
+//! Reading BERT weights from `model.safetensors`.
+//!
+//! Hugging Face checkpoints name BERT's tensors with a `bert.` prefix when
+//! saved from a task model (`BertForMaskedLM`, ...) and without one when
+//! saved from `BertModel` (the sentence-transformers MiniLM); both are
+//! accepted. Tensors the encoder does not use (the pooler,
+//! `embeddings.position_ids`, task heads) are never read.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+
+/// A memory-mapped safetensors file and the name prefix its tensors use.
+pub struct WeightFile {
+    tensors: MmapedSafetensors,
+    prefix: &'static str,
+    path: PathBuf,
+}
+
+impl WeightFile {
+    pub fn open(path: &Path) -> Result<Self, String> {
+        if !path.is_file() {
+            return Err(format!(
+                "'{}' not found: the model folder needs the weights as model.safetensors \
+                 (convert a pytorch_model.bin with `transformers` first)",
+                path.display()
+            ));
+        }
+        // SAFETY: the file is only read; the map lives as long as this struct
+        // and every tensor is copied out of it before use.
+        let tensors = unsafe { MmapedSafetensors::new(path) }
+            .map_err(|e| format!("cannot read safetensors file '{}': {e}", path.display()))?;
+        let prefix = if tensors
+            .get("bert.embeddings.word_embeddings.weight")
+            .is_ok()
+        {
+            "bert."
+        } else {
+            ""
+        };
+        Ok(WeightFile {
+            tensors,
+            prefix,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Loads tensor `name` (without prefix) as f32 and checks its shape.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor, String> {
+        let full = format!("{}{name}", self.prefix);
+        let tensor = self.tensors.load(&full, &Device::Cpu).map_err(|e| {
+            format!(
+                "'{}': cannot load tensor '{full}': {e}",
+                self.path.display()
+            )
+        })?;
+        if tensor.dims() != shape {
+            return Err(format!(
+                "'{}': tensor '{full}' has shape {:?}, config.json implies {shape:?}",
+                self.path.display(),
+                tensor.dims()
+            ));
+        }
+        tensor
+            .to_dtype(DType::F32)
+            .map_err(|e| format!("'{}': tensor '{full}': {e}", self.path.display()))
+    }
+
+    /// A LayerNorm's (weight, bias), under either the current names or the
+    /// original TensorFlow-converted ones (`gamma`, `beta`).
+    pub fn layer_norm(&self, name: &str, size: usize) -> Result<(Tensor, Tensor), String> {
+        let weight = self.get_either(&format!("{name}.weight"), &format!("{name}.gamma"), size)?;
+        let bias = self.get_either(&format!("{name}.bias"), &format!("{name}.beta"), size)?;
+        Ok((weight, bias))
+    }
+
+    /// Tensor `name`, else `alias`; the error names the first.
+    fn get_either(&self, name: &str, alias: &str, size: usize) -> Result<Tensor, String> {
+        self.get(name, &[size])
+            .or_else(|e| self.get(alias, &[size]).map_err(|_| e))
+    }
+}

@@ -1,0 +1,384 @@
+//! The paper's selection: LayerSelector, then correlation clustering, then
+//! a ranking and the smallest top-N within the threshold (CCFS).
+//!
+//! Columns are tracked as global indices (`layer * hidden + neuron`) so the
+//! result maps straight back to the model, whichever stages ran.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sieve_core::{
+    lend_probe_host, FeatureId, MatrixView, PluginKind, Selection, SelectionKind, SelectorInput,
+    TaskKind,
+};
+use tracing::info;
+
+use crate::plugins::PluginRegistry;
+use crate::probe::Task;
+use crate::spec::{SelectionSpec, SelectorStageSpec, TopNSpec};
+
+use super::host::HostProbe;
+use super::layers::LayerScores;
+use super::probing::{Columns, ProbeBench, Score};
+
+/// LayerSelector's choice.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerChoice {
+    /// The last hidden state kept: the forward pass can stop after it.
+    pub k: u32,
+    pub features: usize,
+    pub dev: f64,
+    pub test: f64,
+    pub delta: f64,
+}
+
+/// A filtering stage's result (clustering).
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterResult {
+    pub selector: String,
+    pub params: serde_json::Value,
+    pub notes: String,
+    pub features: usize,
+    pub dev: f64,
+    pub test: f64,
+}
+
+/// One candidate of the top-N search.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Candidate {
+    pub n: usize,
+    pub dev: f64,
+    pub test: f64,
+}
+
+/// The final selection.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinalSelection {
+    pub selector: String,
+    pub features: usize,
+    pub dev: f64,
+    pub test: f64,
+    /// Share of the model's features removed, in percent.
+    pub reduction: f64,
+    /// The dev score the search had to stay within delta of.
+    pub reference_dev: f64,
+    pub delta: f64,
+    pub candidates: Vec<Candidate>,
+    /// [layer, neuron] of every kept feature, most important first.
+    pub neurons: Vec<[u32; 2]>,
+}
+
+/// Everything the selection stages produced.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SelectionOutcome {
+    pub layer_selector: Option<LayerChoice>,
+    pub clustering: Option<FilterResult>,
+    pub selection: Option<FinalSelection>,
+    pub timings: SelectionTimings,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SelectionTimings {
+    pub layer_selector: f64,
+    pub clustering: f64,
+    pub ranking: f64,
+    pub top_n: f64,
+    pub total: f64,
+}
+
+/// The lowest k whose cumulative dev score is strictly above
+/// `oracle_dev * (1 - delta / 100)`; the last k if none is.
+pub fn select_layer(cumulative_dev: &[f64], delta: f64) -> usize {
+    let oracle = cumulative_dev.last().copied().unwrap_or(0.0);
+    let target = oracle * (1.0 - delta / 100.0);
+    cumulative_dev
+        .iter()
+        .position(|&dev| dev > target)
+        .unwrap_or(cumulative_dev.len().saturating_sub(1))
+}
+
+/// The paper's grid of fractions of all features.
+pub fn paper_fractions() -> Vec<f64> {
+    let mut f: Vec<f64> = (1..=5).map(|i| i as f64 * 0.001).collect();
+    f.extend((1..=10).map(|i| i as f64 * 0.01));
+    f.extend((3..=10).map(|i| i as f64 * 0.05));
+    f.extend([0.6, 0.7, 0.8, 0.9]);
+    f
+}
+
+/// Candidate sizes: `int(f * total)` for each fraction (or the explicit
+/// sizes), ascending, without zeros, repeats or sizes above `available`.
+pub fn candidate_sizes(spec: &TopNSpec, total_features: usize, available: usize) -> Vec<usize> {
+    let mut sizes: Vec<usize> = if let Some(target) = spec.target {
+        vec![target.min(available)]
+    } else if let Some(sizes) = &spec.sizes {
+        sizes.clone()
+    } else {
+        let fractions = spec.fractions.clone().unwrap_or_else(paper_fractions);
+        // The small epsilon keeps 0.3 * 1000 at 300 despite binary rounding.
+        fractions
+            .iter()
+            .map(|f| (f * total_features as f64 + 1e-9) as usize)
+            .collect()
+    };
+    sizes.retain(|&n| n > 0 && n <= available);
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
+/// Runs the selection stages the spec asks for.
+pub struct SelectionRun<'a> {
+    pub registry: &'a PluginRegistry,
+    pub bench: &'a ProbeBench<'a>,
+    pub spec: &'a SelectionSpec,
+    pub hidden: usize,
+    /// Hidden states of the model (K + 1).
+    pub states: usize,
+}
+
+impl SelectionRun<'_> {
+    pub fn run(&self, layer_scores: &[LayerScores]) -> Result<SelectionOutcome> {
+        let started = Instant::now();
+        let mut outcome = SelectionOutcome::default();
+        let cumulative: Vec<f64> = layer_scores.iter().map(|l| l.cumulative.dev).collect();
+        let oracle = layer_scores.last().context("no layer scores")?.cumulative;
+
+        // LayerSelector reuses the cumulative probes already trained.
+        let k = match &self.spec.layer_selector {
+            Some(ls) => {
+                let k = select_layer(&cumulative, ls.delta);
+                let score = layer_scores[k].cumulative;
+                info!("LayerSelector: layers 0..={k} (dev {:.4}, oracle {:.4})", score.dev, oracle.dev);
+                outcome.layer_selector = Some(LayerChoice {
+                    k: k as u32,
+                    features: (k + 1) * self.hidden,
+                    dev: score.dev,
+                    test: score.test,
+                    delta: ls.delta,
+                });
+                k
+            }
+            None => self.states - 1,
+        };
+        outcome.timings.layer_selector = started.elapsed().as_secs_f64();
+        let mut columns: Vec<usize> = (0..(k + 1) * self.hidden).collect();
+        let mut reference = layer_scores[k].cumulative;
+
+        if let Some(stage) = &self.spec.clustering {
+            let t = Instant::now();
+            let (kept, result) = self.filter(stage, &columns)?;
+            columns = kept;
+            reference = Score {
+                dev: result.dev,
+                test: result.test,
+            };
+            outcome.clustering = Some(result);
+            outcome.timings.clustering = t.elapsed().as_secs_f64();
+        }
+
+        if let Some(stage) = &self.spec.ranking {
+            let t = Instant::now();
+            let ranked = self.rank(stage, &columns)?;
+            outcome.timings.ranking = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let default_top_n = TopNSpec {
+                delta: 1.0,
+                fractions: None,
+                sizes: None,
+                target: None,
+            };
+            let top_n = self.spec.top_n.as_ref().unwrap_or(&default_top_n);
+            let name = stage.selector.value.clone();
+            outcome.selection = Some(self.search(&name, top_n, &ranked, reference)?);
+            outcome.timings.top_n = t.elapsed().as_secs_f64();
+        }
+        outcome.timings.total = started.elapsed().as_secs_f64();
+        Ok(outcome)
+    }
+
+    /// Calls a selector plugin on `columns` of the activations.
+    fn call_selector(&self, stage: &SelectorStageSpec, columns: &[usize]) -> Result<Selection> {
+        let name = &stage.selector.value;
+        let params = serde_json::Value::Object(stage.params.clone().unwrap_or_default());
+        let plugin = self.registry.find(name, PluginKind::Selector)?;
+        let selector = self.registry.open_selector(name, &params.to_string())?;
+        let b = self.bench;
+        let subset = Columns::List(columns.to_vec());
+        let train = subset.gather(b.train.activations(), b.train.cols);
+        let dev = subset.gather(b.dev.activations(), b.dev.cols);
+        let features: Vec<FeatureId> = columns
+            .iter()
+            .map(|&c| FeatureId {
+                layer: (c / self.hidden) as u32,
+                neuron: (c % self.hidden) as u32,
+            })
+            .collect();
+        let (task, num_classes) = match b.task {
+            Task::Classification { num_classes } => (TaskKind::Classification, num_classes as u32),
+            Task::Regression => (TaskKind::Regression, 0),
+        };
+        let input = SelectorInput {
+            task,
+            train: matrix(&train, b.train.rows, columns.len())?,
+            dev: matrix(&dev, b.dev.rows, columns.len())?,
+            train_labels: b.train.targets.labels().into(),
+            dev_labels: b.dev.targets.labels().into(),
+            train_targets: b.train.targets.values().into(),
+            dev_targets: b.dev.targets.values().into(),
+            num_classes,
+            features: features.as_slice().into(),
+            seed: b.seed,
+        };
+        let host = HostProbe {
+            settings: b.settings.clone(),
+            seed: b.seed,
+            regression: matches!(b.task, Task::Regression),
+        };
+        let selection = plugin.check_result("select", selector.select(&input, lend_probe_host(&host)))?;
+        check_selection(&plugin.name, &selection, columns.len())
+            .map_err(|reason| plugin.failure("select", reason))?;
+        if !selection.notes.is_empty() {
+            info!("{name}: {}", selection.notes);
+        }
+        Ok(selection)
+    }
+
+    /// A filtering selector (clustering): the kept columns and their probe.
+    fn filter(&self, stage: &SelectorStageSpec, columns: &[usize]) -> Result<(Vec<usize>, FilterResult)> {
+        let selection = self.call_selector(stage, columns)?;
+        let mut kept: Vec<usize> = selection.order.iter().map(|&i| columns[i as usize]).collect();
+        kept.sort_unstable();
+        let (score, _) = self.bench.score(&Columns::List(kept.clone()))?;
+        info!("{}: {} of {} features kept, dev {:.4} test {:.4}", stage.selector.value, kept.len(), columns.len(), score.dev, score.test);
+        let result = FilterResult {
+            selector: stage.selector.value.clone(),
+            params: serde_json::Value::Object(stage.params.clone().unwrap_or_default()),
+            notes: selection.notes.to_string(),
+            features: kept.len(),
+            dev: score.dev,
+            test: score.test,
+        };
+        Ok((kept, result))
+    }
+
+    /// A ranking selector: `columns` reordered, most useful first. A filter
+    /// used as a ranker keeps its order and drops the rest.
+    fn rank(&self, stage: &SelectorStageSpec, columns: &[usize]) -> Result<Vec<usize>> {
+        let selection = self.call_selector(stage, columns)?;
+        Ok(selection.order.iter().map(|&i| columns[i as usize]).collect())
+    }
+
+    /// The first candidate N whose probe stays within delta of `reference`.
+    fn search(&self, selector: &str, spec: &TopNSpec, ranked: &[usize], reference: Score) -> Result<FinalSelection> {
+        let total = self.states * self.hidden;
+        let target = reference.dev * (1.0 - spec.delta / 100.0);
+        let mut candidates = Vec::new();
+        let mut chosen: Option<Candidate> = None;
+        for n in candidate_sizes(spec, total, ranked.len()) {
+            let (score, _) = self.bench.score(&Columns::List(ranked[..n].to_vec()))?;
+            let candidate = Candidate { n, dev: score.dev, test: score.test };
+            info!("top-{n}: dev {:.4} test {:.4} (target > {target:.4})", score.dev, score.test);
+            candidates.push(candidate);
+            if score.dev > target || spec.target.is_some() {
+                chosen = Some(candidate);
+                break;
+            }
+        }
+        let chosen = chosen.unwrap_or(Candidate {
+            n: ranked.len(),
+            dev: reference.dev,
+            test: reference.test,
+        });
+        Ok(FinalSelection {
+            selector: selector.to_string(),
+            features: chosen.n,
+            dev: chosen.dev,
+            test: chosen.test,
+            reduction: 100.0 * (1.0 - chosen.n as f64 / total as f64),
+            reference_dev: reference.dev,
+            delta: spec.delta,
+            candidates,
+            neurons: ranked[..chosen.n]
+                .iter()
+                .map(|&c| [(c / self.hidden) as u32, (c % self.hidden) as u32])
+                .collect(),
+        })
+    }
+}
+
+fn matrix(data: &[f32], rows: usize, cols: usize) -> Result<MatrixView<'_>> {
+    MatrixView::new(data, rows, cols).context("internal error: matrix shape")
+}
+
+/// A selector's answer must index the input's columns, each at most once;
+/// a ranking must list every column.
+pub fn check_selection(plugin: &str, selection: &Selection, columns: usize) -> std::result::Result<(), String> {
+    let mut seen = vec![false; columns];
+    for &index in selection.order.iter() {
+        let Some(slot) = seen.get_mut(index as usize) else {
+            return Err(format!(
+                "selector '{plugin}' returned an invalid selection: index {index} is out of range ({columns} columns)"
+            ));
+        };
+        if *slot {
+            return Err(format!("selector '{plugin}' returned an invalid selection: index {index} is repeated"));
+        }
+        *slot = true;
+    }
+    if selection.kind == SelectionKind::Ranking && selection.order.len() != columns {
+        return Err(format!(
+            "selector '{plugin}' returned an invalid ranking: {} of {columns} columns ranked",
+            selection.order.len()
+        ));
+    }
+    if selection.order.is_empty() {
+        return Err(format!("selector '{plugin}' returned an empty selection"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_selector_picks_the_lowest_layer_strictly_above_target() {
+        let dev = [0.80, 0.91, 0.925, 0.93, 0.935];
+        // target = 0.935 * 0.99 = 0.92565
+        assert_eq!(select_layer(&dev, 1.0), 3);
+        assert_eq!(select_layer(&dev, 2.0), 2);
+        assert_eq!(select_layer(&dev, 0.0), 4);
+        assert_eq!(select_layer(&[0.5], 1.0), 0);
+    }
+
+    #[test]
+    fn paper_grid_gives_the_papers_sizes() {
+        let spec = TopNSpec { delta: 1.0, fractions: None, sizes: None, target: None };
+        let sizes = candidate_sizes(&spec, 9984, 600);
+        assert_eq!(&sizes[..6], &[9, 19, 29, 39, 49, 99]);
+        assert!(sizes.iter().all(|&n| n <= 600));
+        assert_eq!(*sizes.last().unwrap(), 599);
+        let sizes = candidate_sizes(&spec, 2688, 539);
+        assert!(sizes.contains(&403) && sizes.contains(&537) && !sizes.contains(&672));
+    }
+
+    #[test]
+    fn invalid_selections_are_named() {
+        let make = |order: Vec<u32>, kind| Selection {
+            kind,
+            order: order.into(),
+            cutoffs: Default::default(),
+            scores: Default::default(),
+            notes: Default::default(),
+        };
+        let out_of_range = check_selection("x", &make(vec![0, 5], SelectionKind::Filter), 3).unwrap_err();
+        assert!(out_of_range.contains("'x'") && out_of_range.contains("index 5 is out of range"));
+        let repeated = check_selection("x", &make(vec![1, 1], SelectionKind::Filter), 3).unwrap_err();
+        assert!(repeated.contains("index 1 is repeated"));
+        let partial = check_selection("x", &make(vec![0, 1], SelectionKind::Ranking), 3).unwrap_err();
+        assert!(partial.contains("2 of 3"));
+        check_selection("x", &make(vec![2, 0, 1], SelectionKind::Ranking), 3).unwrap();
+    }
+}

@@ -1,0 +1,537 @@
+//! Unit tests on seeded synthetic data.
+
+use super::data::RawInput;
+use super::objective::{l2_over_norm, paper_penalty, paper_penalty_grad, Targets};
+use super::solver_adam::{batch_gradient, torch_linear_init, BatchScratch};
+use super::*;
+use candle_core::{Device, Tensor};
+
+/// Gaussian blobs: `classes` centres at distance ~`sep`, unit noise.
+fn blobs(rows: usize, cols: usize, classes: usize, sep: f64, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = SplitMix64::new(seed);
+    let centres: Vec<f64> = (0..classes * cols).map(|_| rng.normal() * sep).collect();
+    let mut x = Vec::with_capacity(rows * cols);
+    let mut y = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let c = rng.below(classes);
+        y.push(c as u32);
+        x.extend((0..cols).map(|j| (centres[c * cols + j] + rng.normal()) as f32));
+    }
+    (x, y)
+}
+
+fn classification(num_classes: usize) -> Task {
+    Task::Classification { num_classes }
+}
+
+fn adam_fast() -> ProbeSettings {
+    ProbeSettings {
+        learning_rate: 1e-2,
+        epochs: 30,
+        batch_size: 32,
+        ..ProbeSettings::default()
+    }
+}
+
+fn fista(l1: f32, l2: f32) -> ProbeSettings {
+    ProbeSettings {
+        solver: Solver::Fista,
+        l1,
+        l2,
+        max_iter: 500,
+        ..ProbeSettings::default()
+    }
+}
+
+fn train_cls(
+    x: &[f32],
+    y: &[u32],
+    cols: usize,
+    k: usize,
+    s: &ProbeSettings,
+    seed: u64,
+) -> TrainedProbe {
+    train_probe(x, y.len(), cols, y, &[], classification(k), s, seed).unwrap()
+}
+
+#[test]
+fn adam_separates_three_blobs() {
+    let (x, y) = blobs(900, 10, 3, 2.0, 1);
+    let p = train_cls(&x, &y, 10, 3, &adam_fast(), 7);
+    let acc = accuracy(&p.predict_classes(&x, 900), &y);
+    assert!(acc >= 0.95, "train accuracy {acc}");
+    assert!(
+        p.solver_note.starts_with("adam lr=0.01 epochs=30 batch=32"),
+        "{}",
+        p.solver_note
+    );
+}
+
+#[test]
+fn paper_recipe_separates_three_blobs() {
+    // The exact paper settings (file order, lr 1e-3, 10 epochs, batch 128)
+    // on enough rows for ~200 steps.
+    let (x, y) = blobs(2_500, 20, 3, 2.0, 2);
+    let p = train_cls(&x, &y, 20, 3, &ProbeSettings::paper(), 3);
+    let acc = accuracy(&p.predict_classes(&x, 2_500), &y);
+    assert!(acc >= 0.95, "accuracy {acc}");
+}
+
+#[test]
+fn fista_separates_three_blobs() {
+    let (x, y) = blobs(900, 10, 3, 2.0, 4);
+    let p = train_cls(&x, &y, 10, 3, &fista(1e-3, 1e-3), 0);
+    let acc = accuracy(&p.predict_classes(&x, 900), &y);
+    assert!(acc >= 0.95, "accuracy {acc} ({})", p.solver_note);
+    assert!(p.solver_note.contains("SQUARED"), "{}", p.solver_note);
+}
+
+#[test]
+fn fista_converges_to_a_stationary_point() {
+    let (x, y) = blobs(400, 8, 3, 1.0, 5);
+    let s = ProbeSettings {
+        tolerance: 1e-6,
+        max_iter: 3_000,
+        ..fista(1e-2, 1e-2)
+    };
+    let p = train_cls(&x, &y, 8, 3, &s, 0);
+    assert!(
+        p.solver_note.contains("converged=true"),
+        "{}",
+        p.solver_note
+    );
+    let g = full_data_gradient(&x, &y, 8, 3, &p.weights, &p.bias);
+    // Optimality of the elastic net: |g_j + l2 w_j| <= l1 where w_j = 0,
+    // g_j + l2 w_j + l1 sign(w_j) = 0 elsewhere; bias gradient 0.
+    for (i, (&w, &gw)) in p.weights.iter().zip(&g.0).enumerate() {
+        let r = gw + 1e-2 * w as f64;
+        if w == 0.0 {
+            assert!(r.abs() <= 1e-2 + 1e-4, "weight {i}: |{r}| > l1");
+        } else {
+            let kkt = r + 1e-2 * (w as f64).signum();
+            assert!(kkt.abs() < 1e-3, "weight {i}: kkt residual {kkt}");
+        }
+    }
+    assert!(g.1.iter().all(|b| b.abs() < 1e-3), "bias grad {:?}", g.1);
+}
+
+#[test]
+fn fista_l1_path_gives_more_exact_zeros() {
+    let (x, y) = blobs(600, 30, 3, 0.7, 6);
+    let mut zeros = Vec::new();
+    let mut prev: Option<TrainedProbe> = None;
+    for l1 in [1e-3f32, 1e-2, 3e-2, 1e-1, 1.0] {
+        let s = fista(l1, 1e-4);
+        let p = train_probe_warm(
+            &x,
+            600,
+            30,
+            &y,
+            &[],
+            classification(3),
+            &s,
+            0,
+            prev.as_ref(),
+        )
+        .unwrap();
+        zeros.push(p.zero_weights());
+        prev = Some(p);
+    }
+    assert!(zeros.windows(2).all(|w| w[0] <= w[1]), "zeros {zeros:?}");
+    assert!(zeros[0] < zeros[3], "zeros {zeros:?}");
+    assert_eq!(
+        *zeros.last().unwrap(),
+        90,
+        "large l1 must zero every weight"
+    );
+}
+
+#[test]
+fn warm_start_matches_cold_start() {
+    let (x, y) = blobs(300, 6, 3, 1.0, 7);
+    let s = ProbeSettings {
+        tolerance: 1e-7,
+        max_iter: 5_000,
+        ..fista(1e-2, 1e-3)
+    };
+    let cold = train_cls(&x, &y, 6, 3, &s, 0);
+    let other = train_cls(&x, &y, 6, 3, &fista(5e-2, 1e-3), 0);
+    let warm =
+        train_probe_warm(&x, 300, 6, &y, &[], classification(3), &s, 0, Some(&other)).unwrap();
+    for (a, b) in cold.weights.iter().zip(&warm.weights) {
+        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn same_seed_gives_identical_weights() {
+    let (x, y) = blobs(700, 12, 4, 1.0, 8);
+    for shuffle in [false, true] {
+        let s = ProbeSettings {
+            shuffle,
+            ..adam_fast()
+        };
+        let a = train_cls(&x, &y, 12, 4, &s, 42);
+        let b = train_cls(&x, &y, 12, 4, &s, 42);
+        let c = train_cls(&x, &y, 12, 4, &s, 43);
+        assert_eq!(bits(&a.weights), bits(&b.weights));
+        assert_eq!(bits(&a.bias), bits(&b.bias));
+        assert_ne!(bits(&a.weights), bits(&c.weights));
+    }
+    let a = train_cls(&x, &y, 12, 4, &fista(1e-2, 1e-2), 0);
+    let b = train_cls(&x, &y, 12, 4, &fista(1e-2, 1e-2), 0);
+    assert_eq!(bits(&a.weights), bits(&b.weights));
+}
+
+#[test]
+fn shuffle_changes_the_batches() {
+    let (x, y) = blobs(500, 5, 2, 1.0, 9);
+    let a = train_cls(&x, &y, 5, 2, &ProbeSettings::paper(), 1);
+    let b = train_cls(&x, &y, 5, 2, &ProbeSettings::default(), 1);
+    assert_ne!(bits(&a.weights), bits(&b.weights));
+    assert!(a.solver_note.contains("shuffle=false"));
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+#[test]
+fn torch_init_is_bounded_and_seeded() {
+    let (w, b) = torch_linear_init(3, 16, 5);
+    assert!(w.iter().chain(&b).all(|v| v.abs() <= 0.25));
+    assert_eq!(torch_linear_init(3, 16, 5), (w.clone(), b));
+    assert_ne!(torch_linear_init(3, 16, 6).0, w);
+}
+
+#[test]
+fn standardize_handles_a_constant_column() {
+    let (mut x, y) = blobs(400, 10, 3, 2.0, 10);
+    for row in x.chunks_exact_mut(10) {
+        row[2] = 7.5;
+        row[4] *= 1_000.0;
+    }
+    for solver in [Solver::Adam, Solver::Fista] {
+        let s = ProbeSettings {
+            solver,
+            standardize: true,
+            ..adam_fast()
+        };
+        let p = train_cls(&x, &y, 10, 3, &s, 1);
+        let (mean, std) = p.standardization.clone().unwrap();
+        assert_eq!(std[2], 0.0);
+        assert_eq!(mean[2], 7.5);
+        assert!(p.weights.iter().all(|w| w.is_finite()));
+        assert!(p.solver_note.ends_with("standardized"));
+        let acc = accuracy(&p.predict_classes(&x, 400), &y);
+        assert!(acc > 0.9, "{solver:?} accuracy {acc}");
+    }
+}
+
+#[test]
+fn column_stats_are_population_moments() {
+    let x = [1.0f32, 5.0, 3.0, 5.0, 5.0, 5.0];
+    let (mean, std) = super::data::column_stats(&x, 2);
+    assert_eq!(mean, vec![3.0, 5.0]);
+    assert!((std[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
+    assert_eq!(std[1], 0.0);
+}
+
+/// Independent f64 implementation of the mean CE and its gradient.
+fn full_data_gradient(
+    x: &[f32],
+    y: &[u32],
+    d: usize,
+    k: usize,
+    w: &[f32],
+    b: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let n = y.len();
+    let (mut gw, mut gb) = (vec![0.0; k * d], vec![0.0; k]);
+    for (row, &label) in x.chunks_exact(d).zip(y) {
+        let z: Vec<f64> = (0..k)
+            .map(|c| {
+                b[c] as f64
+                    + (0..d)
+                        .map(|j| w[c * d + j] as f64 * row[j] as f64)
+                        .sum::<f64>()
+            })
+            .collect();
+        let max = z.iter().cloned().fold(f64::MIN, f64::max);
+        let sum: f64 = z.iter().map(|v| (v - max).exp()).sum();
+        for c in 0..k {
+            let dz = ((z[c] - max).exp() / sum - f64::from(c as u32 == label)) / n as f64;
+            gb[c] += dz;
+            (0..d).for_each(|j| gw[c * d + j] += dz * row[j] as f64);
+        }
+    }
+    (gw, gb)
+}
+
+/// A small classification problem for the gradient check.
+struct Tiny<'a> {
+    x: &'a [f32],
+    y: &'a [u32],
+    d: usize,
+    k: usize,
+}
+
+fn paper_objective_f64(p: &Tiny<'_>, w: &[f64], b: &[f64], l1: f64, l2: f64) -> f64 {
+    let (x, y, d, k) = (p.x, p.y, p.d, p.k);
+    let mut loss = 0.0;
+    for (row, &label) in x.chunks_exact(d).zip(y) {
+        let z: Vec<f64> = (0..k)
+            .map(|c| b[c] + (0..d).map(|j| w[c * d + j] * row[j] as f64).sum::<f64>())
+            .collect();
+        let max = z.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        loss += lse - z[label as usize];
+    }
+    let abs: f64 = w.iter().map(|v| v.abs()).sum();
+    let norm: f64 = w.iter().map(|v| v * v).sum::<f64>().sqrt();
+    loss / y.len() as f64 + l1 * abs + l2 * norm
+}
+
+#[test]
+fn adam_objective_gradient_matches_finite_differences() {
+    let (d, k, n) = (4, 3, 6);
+    let (x, y) = blobs(n, d, k, 1.0, 11);
+    let (w, b) = torch_linear_init(k, d, 3);
+    let (l1, l2) = (0.05f32, 0.2f32);
+    let xt = Tensor::from_slice(&x, (n, d), &Device::Cpu).unwrap();
+    let wt = Tensor::from_slice(&w, (k, d), &Device::Cpu).unwrap();
+    let (mut scratch, mut gb) = (BatchScratch::default(), vec![0.0; k]);
+    let (loss, gw) =
+        batch_gradient(&xt, &wt, &b, Targets::Classes(&y), &mut scratch, &mut gb).unwrap();
+    let gw: Vec<f32> = gw.flatten_all().unwrap().to_vec1().unwrap();
+    let l2n = l2_over_norm(l2, w.iter().map(|&v| (v as f64).powi(2)).sum());
+    let analytic: Vec<f64> = gw
+        .iter()
+        .zip(&w)
+        .map(|(&g, &wv)| (g + paper_penalty_grad(wv, l1, l2n)) as f64)
+        .chain(gb.iter().map(|&g| g as f64))
+        .collect();
+    let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+    let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+    let tiny = Tiny { x: &x, y: &y, d, k };
+    let obj = |w: &[f64], b: &[f64]| paper_objective_f64(&tiny, w, b, l1 as f64, l2 as f64);
+    let base = obj(&w64, &b64);
+    let penalty = paper_penalty(&w, l1, l2);
+    assert!(
+        (base - (loss + penalty)).abs() < 1e-5,
+        "{base} vs {}",
+        loss + penalty
+    );
+    let h = 1e-5;
+    for i in 0..k * d + k {
+        let (mut wp, mut bp, mut wm, mut bm) = (w64.clone(), b64.clone(), w64.clone(), b64.clone());
+        if i < k * d {
+            wp[i] += h;
+            wm[i] -= h;
+        } else {
+            bp[i - k * d] += h;
+            bm[i - k * d] -= h;
+        }
+        let fd = (obj(&wp, &bp) - obj(&wm, &bm)) / (2.0 * h);
+        assert!(
+            (fd - analytic[i]).abs() < 1e-4,
+            "param {i}: fd {fd} vs analytic {}",
+            analytic[i]
+        );
+    }
+}
+
+#[test]
+fn first_adam_step_moves_every_parameter_by_lr() {
+    // At step 1, torch's Adam moves each parameter by lr * g / (|g| + eps).
+    let (d, k, n) = (5, 3, 40);
+    let (x, y) = blobs(n, d, k, 1.0, 12);
+    let s = ProbeSettings {
+        epochs: 1,
+        batch_size: n,
+        learning_rate: 0.01,
+        l1: 0.0,
+        l2: 0.0,
+        ..ProbeSettings::paper()
+    };
+    let p = train_cls(&x, &y, d, k, &s, 9);
+    let (w0, b0) = torch_linear_init(k, d, 9);
+    let (gw, gb) = full_data_gradient(&x, &y, d, k, &w0, &b0);
+    let moved = w0.iter().chain(&b0).zip(p.weights.iter().chain(&p.bias));
+    for ((&before, &after), g) in moved.zip(gw.iter().chain(&gb)) {
+        let expected = before as f64 - 0.01 * g.signum();
+        assert!(
+            (after as f64 - expected).abs() < 1e-6,
+            "{after} vs {expected}"
+        );
+    }
+}
+
+fn linear_targets(rows: usize, cols: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = SplitMix64::new(seed);
+    let a: Vec<f64> = (0..cols).map(|_| rng.normal()).collect();
+    let x: Vec<f32> = (0..rows * cols).map(|_| rng.normal() as f32).collect();
+    let t = x
+        .chunks_exact(cols)
+        .map(|r| {
+            (0.5 + r.iter().zip(&a).map(|(&v, a)| v as f64 * a).sum::<f64>() + 0.05 * rng.normal())
+                as f32
+        })
+        .collect();
+    (x, t)
+}
+
+#[test]
+fn regression_recovers_a_linear_function() {
+    let (x, t) = linear_targets(1_000, 8, 13);
+    let adam = ProbeSettings {
+        learning_rate: 2e-2,
+        epochs: 40,
+        batch_size: 32,
+        ..ProbeSettings::default()
+    };
+    for s in [adam, fista(1e-5, 1e-5)] {
+        let p = train_probe(&x, 1_000, 8, &[], &t, Task::Regression, &s, 3).unwrap();
+        assert_eq!(p.outputs, 1);
+        let pred = p.predict_values(&x, 1_000);
+        let r = pearson(&pred, &t);
+        assert!(r > 0.99, "{:?}: pearson {r}", s.solver);
+        assert!((p.bias[0] - 0.5).abs() < 0.1, "bias {}", p.bias[0]);
+    }
+}
+
+#[test]
+fn majority_baseline_uses_train_majority() {
+    assert_eq!(majority_baseline(&[2, 2, 1, 0, 2], &[2, 1, 1, 2]), 0.5);
+    assert_eq!(
+        majority_baseline(&[1, 0], &[0, 0, 1]),
+        2.0 / 3.0,
+        "ties go to the lowest class"
+    );
+    assert_eq!(majority_baseline(&[], &[0]), 0.0);
+    assert_eq!(majority_class(&[3, 3, 1]), Some(3));
+}
+
+#[test]
+fn metrics_match_known_values() {
+    assert_eq!(accuracy(&[1, 2, 3], &[1, 0, 3]), 2.0 / 3.0);
+    assert!((pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 7.0]) - 0.993_399).abs() < 1e-5);
+    assert_eq!(pearson(&[1.0, 1.0], &[0.0, 1.0]), 0.0);
+    // scipy.stats.spearmanr([1,2,2,3],[1,3,2,4]) = 0.9486832980505138
+    assert!((spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 4.0]) - 0.948_683_298).abs() < 1e-9);
+    // Binary MCC = (TP*TN - FP*FN) / sqrt(...) = 2 / sqrt(12).
+    let (gold, pred) = ([1u32, 1, 1, 0], [1u32, 0, 1, 0]);
+    assert!((matthews(&pred, &gold, 2) - 0.577_350_269).abs() < 1e-9);
+    // F1 class 0: 2/3, class 1: 0.8 -> macro 0.7333
+    assert!((macro_f1(&pred, &gold, 2) - 0.733_333_333).abs() < 1e-9);
+    assert_eq!(matthews(&[0, 0], &[0, 0], 2), 0.0);
+}
+
+fn err_of(x: &[f32], rows: usize, cols: usize, labels: &[u32], task: Task) -> String {
+    let s = ProbeSettings::default();
+    train_probe(x, rows, cols, labels, &[f32::NAN], task, &s, 0)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let x = [0.0f32; 6];
+    let three = classification(3);
+    assert!(err_of(&x, 0, 3, &[], three).contains("empty input"));
+    assert!(err_of(&x, 2, 2, &[0, 1], three).contains("x has 6 values"));
+    assert!(err_of(&x, 2, 3, &[0], three).contains("labels has 1 entries but x has 2 rows"));
+    assert!(err_of(&x, 2, 3, &[0, 3], three)
+        .contains("label 3 at row 1 is out of range (num_classes = 3)"));
+    assert!(err_of(&x, 2, 3, &[0, 0], classification(0)).contains("at least one class"));
+    let mut bad = x;
+    bad[4] = f32::INFINITY;
+    assert!(err_of(&bad, 2, 3, &[0, 1], three).contains("x[1, 1] is not finite (inf)"));
+    bad[1] = f32::NAN;
+    assert!(err_of(&bad, 2, 3, &[0, 1], three).contains("x[0, 1] is not finite (NaN)"));
+    assert!(err_of(&x, 2, 3, &[], Task::Regression).contains("targets has 1 entries"));
+    let e = train_probe(
+        &x,
+        2,
+        3,
+        &[],
+        &[1.0, f32::NAN],
+        Task::Regression,
+        &ProbeSettings::default(),
+        0,
+    );
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .contains("target at row 1 is not finite"));
+    let s = ProbeSettings {
+        batch_size: 0,
+        ..ProbeSettings::default()
+    };
+    let e = train_probe(&x, 2, 3, &[0, 1], &[], three, &s, 0).unwrap_err();
+    assert!(e.to_string().contains("batch_size"), "{e}");
+}
+
+#[test]
+fn warm_start_shape_is_checked() {
+    let (x, y) = blobs(50, 4, 2, 1.0, 14);
+    let p = train_cls(&x, &y, 4, 2, &adam_fast(), 0);
+    let e = train_probe_warm(
+        &x,
+        50,
+        4,
+        &y,
+        &[],
+        classification(3),
+        &adam_fast(),
+        0,
+        Some(&p),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("warm start probe does not fit"),
+        "{e}"
+    );
+}
+
+#[test]
+fn settings_parse_with_defaults_and_reject_unknown_fields() {
+    let s: ProbeSettings = serde_json::from_str("{}").unwrap();
+    assert_eq!(s, ProbeSettings::default());
+    assert_eq!(
+        (s.l1, s.l2, s.learning_rate, s.epochs, s.batch_size),
+        (1e-5, 1e-5, 1e-3, 10, 128)
+    );
+    let s: ProbeSettings =
+        serde_json::from_str(r#"{"solver":"fista","l1":0.1,"max_iter":20}"#).unwrap();
+    assert_eq!((s.solver, s.l1, s.max_iter), (Solver::Fista, 0.1, 20));
+    assert!(serde_json::from_str::<ProbeSettings>(r#"{"lr":0.1}"#).is_err());
+}
+
+#[test]
+fn rng_below_is_in_range_and_shuffle_is_a_permutation() {
+    let mut rng = SplitMix64::new(1);
+    assert!((0..1000).all(|_| rng.below(7) < 7));
+    let mut v: Vec<u32> = (0..100).collect();
+    rng.shuffle(&mut v);
+    assert_ne!(v, (0..100).collect::<Vec<_>>());
+    v.sort();
+    assert_eq!(v, (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn raw_input_keeps_file_order_targets() {
+    let x = [1.0f32, 2.0, 3.0, 4.0];
+    let p = RawInput {
+        x: &x,
+        rows: 2,
+        cols: 2,
+        labels: &[1, 0],
+        targets: &[],
+        task: classification(2),
+    }
+    .into_problem(false)
+    .unwrap();
+    assert!(matches!(p.targets, Targets::Classes(&[1, 0])));
+    assert_eq!(p.x.dims(), &[2, 2]);
+}
