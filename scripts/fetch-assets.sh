@@ -7,7 +7,7 @@
 #   scripts/fetch-assets.sh all        # also the ONNX export and ONNX Runtime
 #   scripts/fetch-assets.sh minilm wsj # named assets only
 #
-# Assets: minilm wsj movies onnx-minilm onnxruntime
+# Assets: minilm wsj movies font onnx-minilm onnxruntime
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -172,16 +172,36 @@ PY
   mark_done onnxruntime; say "onnxruntime -> assets/onnxruntime/libonnxruntime.so"
 }
 
+# A TrueType font for the text of the PNG/SVG plots (DejaVu Sans, a free
+# licence), from the npm registry.
+fetch_font() {
+  is_done font && return 0
+  local tgz="$cache/dejavu-fonts-ttf-2.37.3.tgz"
+  if [ ! -f "$tgz" ]; then
+    say "downloading dejavu-fonts-ttf@2.37.3"
+    command -v npm >/dev/null || die "npm is needed to fetch the plot font (apt-get install npm)"
+    (cd "$cache" && npm pack --silent dejavu-fonts-ttf@2.37.3 >/dev/null) \
+      || die "npm could not download dejavu-fonts-ttf (is the package registry reachable?)"
+  fi
+  verify "$tgz" b7013ac58f9225250619db82cfb72e99c37ca8195f2b5a06a9e6a95bc5e1c84a
+  rm -rf "$assets/fonts.part"; mkdir -p "$assets/fonts.part"
+  tar --no-same-owner -xzf "$tgz" -C "$assets/fonts.part" --strip-components=2 package/ttf/DejaVuSans.ttf
+  tar --no-same-owner -xzf "$tgz" -C "$assets/fonts.part" --strip-components=1 package/LICENSE
+  rm -rf "$assets/fonts"; mv "$assets/fonts.part" "$assets/fonts"
+  mark_done font; say "font -> assets/fonts/DejaVuSans.ttf"
+}
+
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(minilm wsj movies)
-[ "${wanted[0]}" = all ] && wanted=(minilm wsj movies onnx-minilm onnxruntime)
+[ ${#wanted[@]} -eq 0 ] && wanted=(minilm wsj movies font)
+[ "${wanted[0]}" = all ] && wanted=(minilm wsj movies font onnx-minilm onnxruntime)
 for asset in "${wanted[@]}"; do
   case "$asset" in
     minilm) fetch_minilm ;;
     wsj) fetch_wsj ;;
     movies) fetch_movies ;;
+    font) fetch_font ;;
     onnx-minilm) fetch_onnx_minilm ;;
     onnxruntime) fetch_onnxruntime ;;
-    *) die "unknown asset '$asset'; known: minilm wsj movies onnx-minilm onnxruntime all" ;;
+    *) die "unknown asset '$asset'; known: minilm wsj movies font onnx-minilm onnxruntime all" ;;
   esac
 done

@@ -6,3 +6,7 @@ pub mod plugins;
 pub mod probe;
 pub mod store;
 pub mod util;
+pub mod cli;
+pub mod pipeline;
+pub mod report;
+pub mod spec;

@@ -130,3 +130,41 @@ pub fn read_report(output_dir: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("report.json is JSON")
 }
+
+/// A spec from `configs/`, copied into `out` with its output folder set to
+/// `out/run`, its activation store set to `store` and asset paths made
+/// absolute, so tests leave the repository's runs/ alone.
+pub fn shipped_spec(config: &str, out: &Path, store: &Path) -> PathBuf {
+    let shipped_path = root().join("configs").join(config);
+    let shipped = std::fs::read_to_string(&shipped_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", shipped_path.display()));
+    let mut replaced = (false, false);
+    let lines: Vec<String> = shipped
+        .lines()
+        .map(|line| {
+            if line.starts_with("output:") {
+                replaced.0 = true;
+                format!("output: {}", out.join("run").display())
+            } else if line.starts_with("store:") {
+                replaced.1 = true;
+                format!("store: {{dir: {}}}", store.display())
+            } else {
+                line.replace("../assets", &root().join("assets").display().to_string())
+            }
+        })
+        .collect();
+    assert!(replaced.0 && replaced.1, "{config} lost its output or store line");
+    write_spec(out, config, &(lines.join("\n") + "\n"))
+}
+
+/// The activation store the WSJ tests share (one extraction for all).
+pub fn shared_store() -> PathBuf {
+    root().join("target/e2e-activations")
+}
+
+/// Serialises the tests that share [`shared_store`]: two runs extracting
+/// the same entry at once would write the same partial folder.
+pub fn store_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

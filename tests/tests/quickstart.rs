@@ -5,15 +5,9 @@ use std::path::Path;
 
 use sieve_e2e::*;
 
-/// The shipped quickstart spec, with its output (and store) redirected into
-/// `out` so the test leaves the repository's runs/ alone.
+/// The shipped quickstart spec writing into `out`.
 fn quickstart_spec(out: &Path) -> std::path::PathBuf {
-    let shipped = std::fs::read_to_string(root().join("configs/quickstart.yaml")).unwrap();
-    let text = shipped
-        .replace("output: ../runs/quickstart", &format!("output: {}", out.join("run").display()))
-        .replace("../assets", &root().join("assets").display().to_string());
-    assert!(text.contains(&out.display().to_string()), "the spec's output line changed");
-    write_spec(out, "quickstart.yaml", &text)
+    shipped_spec("quickstart.yaml", out, &shared_store())
 }
 
 fn score(report: &serde_json::Value, path: &[&str]) -> f64 {
@@ -26,6 +20,7 @@ fn score(report: &serde_json::Value, path: &[&str]) -> f64 {
 
 #[test]
 fn quickstart_reports_every_layer_and_the_oracle_on_wsj() {
+    let _store = store_lock();
     asset("all-MiniLM-L6-v2/model.safetensors");
     asset("wsj/train.txt");
     let out = tempfile::tempdir().unwrap();
@@ -60,18 +55,25 @@ fn quickstart_reports_every_layer_and_the_oracle_on_wsj() {
     assert!(best_middle > single(0) + 0.01, "a middle layer beats the embeddings");
     assert!(best_middle > single(6), "a middle layer beats the last layer");
     assert!(oracle_test > score(&report, &["majority_baseline", "test"]) + 0.5);
-    assert_eq!(report["extraction"]["reused"], false);
     let tokens = report["extraction"]["subword_tokens"].as_u64().unwrap();
     assert!(tokens > 25_000, "every word went through the encoder ({tokens} tokens)");
 
-    // The second run reuses the stored activations and, with the same seed,
-    // reproduces every score exactly.
-    let again = sieve(&["run", spec.to_str().unwrap()], &[]);
+    // A second run reuses the stored activations and, with the same seed,
+    // trains every probe again (--recompute) to exactly the same scores.
+    let again = sieve(&["run", "--recompute", spec.to_str().unwrap()], &[]);
     assert!(again.status.success(), "{}", text(&again));
     let second = read_report(&run);
     assert_eq!(second["extraction"]["reused"], true);
+    assert_eq!(second["results_reused"], false);
     assert_eq!(second["layers"], report["layers"]);
     assert_eq!(second["oracle"], report["oracle"]);
+
+    // Without --recompute, the saved results are reused as they are.
+    let third = sieve(&["run", spec.to_str().unwrap()], &[]);
+    assert!(third.status.success(), "{}", text(&third));
+    let third = read_report(&run);
+    assert_eq!(third["results_reused"], true);
+    assert_eq!(third["layers"], report["layers"]);
 }
 
 /// The oracle probe's test accuracy must exceed this (measured 0.93).
@@ -79,6 +81,7 @@ const ORACLE_TEST_MIN: f64 = 0.90;
 
 #[test]
 fn stored_activations_are_readable_by_numpy() {
+    let _store = store_lock();
     // The store's promise: a safetensors file numpy can read without Sieve.
     asset("wsj/train.txt");
     let python = root().join(".venv/bin/python");
@@ -90,12 +93,9 @@ fn stored_activations_are_readable_by_numpy() {
     std::fs::write(&spec, text_spec).unwrap();
     let output = sieve(&["run", spec.to_str().unwrap()], &[]);
     assert!(output.status.success(), "{}", text(&output));
-    let store = out.path().join("run/activations");
-    let entry = std::fs::read_dir(&store).unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.join("manifest.json").exists())
-        .expect("a finished extraction");
+    let report = read_report(&out.path().join("run"));
+    let entry = std::path::PathBuf::from(report["extraction"]["store"].as_str().unwrap());
+    assert!(entry.join("manifest.json").exists(), "the report names a finished store entry");
     let script = r#"
 import json, struct, sys, numpy as np
 path = sys.argv[1]
@@ -117,7 +117,6 @@ print(x.shape[0], x.shape[1], labels.shape[0], float(np.abs(x).sum()) > 0)
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&result.stdout);
-    let report = read_report(&out.path().join("run"));
     let expected = format!("{} 2688 {} True", report["data"]["dev_rows"], report["data"]["dev_rows"]);
     assert_eq!(printed.trim(), expected, "{}", String::from_utf8_lossy(&result.stderr));
 }

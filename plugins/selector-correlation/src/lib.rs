@@ -149,13 +149,21 @@ impl SelectorPlugin for CorrelationSelector {
     ) -> Result<Selection, String> {
         check_input(&input.train).map_err(|e| format!("selector '{PLUGIN_NAME}': {e}"))?;
         let clustering = cluster_columns(&input.train, &self.params, input.seed);
-        let mut order = clustering.representatives.clone();
-        order.sort_unstable();
+        // Representatives in column order; each one's score is the size of
+        // the cluster it stands for (the host plots their histogram).
+        let mut kept: Vec<(u32, f32)> = clustering
+            .representatives
+            .iter()
+            .zip(&clustering.clusters)
+            .map(|(&rep, members)| (rep, members.len() as f32))
+            .collect();
+        kept.sort_unstable_by_key(|&(rep, _)| rep);
+        let (order, sizes): (Vec<u32>, Vec<f32>) = kept.into_iter().unzip();
         Ok(Selection {
             kind: SelectionKind::Filter,
             order: order.into(),
             cutoffs: Default::default(),
-            scores: Default::default(),
+            scores: sizes.into(),
             notes: describe(&clustering, &self.params).into(),
         })
     }

@@ -30,6 +30,10 @@ enum Command {
     Run {
         /// The experiment spec (YAML), e.g. configs/quickstart.yaml.
         spec: PathBuf,
+        /// Train every probe again even when the output folder holds
+        /// results for the same activations and settings.
+        #[arg(long)]
+        recompute: bool,
     },
     /// Check a spec (fields, types, files, plugins, data) without running it.
     Validate {
@@ -62,7 +66,9 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { spec } => run::run(&spec),
+        Command::Run { spec, recompute } => {
+            run::run(&spec, crate::pipeline::RunOptions { recompute })
+        }
         Command::Validate { spec } => validate::validate(&spec),
         Command::Plugins { dir } => plugins::list(dir.as_deref()),
         Command::Bench {

@@ -6,7 +6,7 @@ use anyhow::Result;
 use sieve_core::PluginKind;
 
 use crate::pipeline::corpora::read_splits;
-use crate::pipeline::open_registry;
+use crate::pipeline::{check_plugins, open_registry};
 use crate::spec::{check_files, load_spec};
 
 pub fn validate(spec_path: &Path) -> Result<()> {
@@ -14,6 +14,7 @@ pub fn validate(spec_path: &Path) -> Result<()> {
     let loaded = load_spec(spec_path)?;
     check_files(&loaded)?;
     let registry = open_registry(&loaded)?;
+    check_plugins(&loaded, &registry)?;
     let backend = registry.find(&loaded.spec.model.backend.value, PluginKind::Backend)?;
     let splits = read_splits(&loaded)?;
     let word_level = loaded.spec.data.is_word_level();

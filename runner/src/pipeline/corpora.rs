@@ -44,7 +44,7 @@ pub fn read_splits(loaded: &LoadedSpec) -> Result<Splits> {
     let splits = if let (Some(file), Some(split)) = (&data.file, &data.split) {
         let corpus = read(&file.value)?;
         let path = corpus.path.clone();
-        let mut take = |name: &str, [first, last]: [usize; 2]| -> Result<Vec<Unit>> {
+        let take = |name: &str, [first, last]: [usize; 2]| -> Result<Vec<Unit>> {
             if last > corpus.units.len() {
                 bail!(
                     "{}: field `data.split.{name}` asks for units {first}..{last}, but {} holds {} units",

@@ -59,7 +59,7 @@ impl HostProbe {
         )
         .map_err(|e| e.to_string())?;
         Ok(ProbeWeights {
-            weights: probe.effective_weights().into(),
+            weights: probe.weights.clone().into(),
             bias: probe.bias.clone().into(),
             outputs: probe.outputs as u32,
             features: probe.features as u32,

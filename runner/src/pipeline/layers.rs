@@ -7,7 +7,7 @@ use super::extract::progress_bar;
 use super::probing::{Columns, ProbeBench, Score};
 
 /// Scores for hidden state `k`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LayerScores {
     pub k: u32,
     pub single: Score,

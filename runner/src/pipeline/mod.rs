@@ -2,8 +2,11 @@
 
 pub mod corpora;
 pub mod extract;
+pub mod host;
 pub mod layers;
 pub mod probing;
+pub mod saved;
+pub mod selection;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -25,12 +28,43 @@ use corpora::{encode_targets, read_splits, EncodedTargets, Splits};
 use extract::{Extraction, Extractor};
 use layers::probe_layers;
 use probing::ProbeBench;
+use saved::{results_fingerprint, SavedResults};
+use selection::SelectionRun;
 
 /// Opens the plugin registry the spec points at.
 pub fn open_registry(loaded: &LoadedSpec) -> Result<PluginRegistry> {
     let from_spec = loaded.spec.plugins.as_ref().map(|p| loaded.resolve(&p.value));
     let (dir, source) = plugin_dir(from_spec.as_deref()).context("cannot locate the plugin folder")?;
     Ok(PluginRegistry::discover(&dir, source)?)
+}
+
+/// Fails unless every plugin the spec names is in the registry with the
+/// right kind, naming the spec line that asks for it. Runs before any work
+/// so a typo in a selector name does not cost an extraction.
+pub fn check_plugins(loaded: &LoadedSpec, registry: &PluginRegistry) -> Result<()> {
+    let spec = &loaded.spec;
+    let mut wanted = vec![("model.backend", &spec.model.backend, PluginKind::Backend)];
+    let stages = [
+        ("selection.clustering.selector", &spec.selection.clustering),
+        ("selection.ranking.selector", &spec.selection.ranking),
+    ];
+    for (field, stage) in stages {
+        if let Some(stage) = stage {
+            wanted.push((field, &stage.selector, PluginKind::Selector));
+        }
+    }
+    for (field, name, kind) in wanted {
+        registry.find(&name.value, kind).with_context(|| {
+            format!(
+                "{}: line {}, column {}: field `{field}` names plugin '{}'",
+                loaded.path.display(),
+                name.referenced.line(),
+                name.referenced.column(),
+                name.value
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The backend's parameters: the spec's `params` plus the resolved model path.
@@ -42,14 +76,22 @@ pub fn backend_params(loaded: &LoadedSpec) -> Result<String> {
     Ok(serde_json::to_string(&params)?)
 }
 
+/// How `sieve run` treats earlier results.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Train every probe again even when `results.json` matches.
+    pub recompute: bool,
+}
+
 /// Runs the experiment a spec describes and writes its report.
-pub fn run_experiment(loaded: &LoadedSpec) -> Result<Report> {
+pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report> {
     let started = Instant::now();
     let mut timings = Timings::default();
     let output = loaded.output_dir();
 
     let stage = Instant::now();
     let registry = open_registry(loaded)?;
+    check_plugins(loaded, &registry)?;
     let backend_name = &loaded.spec.model.backend.value;
     let plugin = registry.find(backend_name, PluginKind::Backend)?.clone();
     let encoder = registry.open_backend(backend_name, &backend_params(loaded)?)?;
@@ -89,38 +131,95 @@ pub fn run_experiment(loaded: &LoadedSpec) -> Result<Report> {
     let extraction = extractor.extract_or_reuse(&ActivationStore::new(&store_dir), manifest, &splits, &targets)?;
     timings.extraction = stage.elapsed().as_secs_f64();
 
-    let stage = Instant::now();
     let [train, dev, test] = &extraction.stored.splits[..] else {
         anyhow::bail!("internal error: the store returned the wrong number of splits");
     };
-    let task = probe_task(loaded.spec.data.task, &targets);
     let bench = ProbeBench {
         train,
         dev,
         test,
-        task,
+        task: probe_task(loaded.spec.data.task, &targets),
         settings: &loaded.spec.probe,
         seed: loaded.spec.seed,
     };
-    let hidden = description.hidden_size as usize;
-    let layer_scores = probe_layers(&bench, description.num_hidden_states(), hidden)?;
-    timings.layer_probes = stage.elapsed().as_secs_f64();
+    let fingerprint = results_fingerprint(loaded, &extraction.stored.manifest.key);
+    let saved = if options.recompute {
+        None
+    } else {
+        SavedResults::matching(&output, &fingerprint)
+    };
+    let results_reused = saved.is_some();
+    let results = match saved {
+        Some(saved) => {
+            info!(
+                "reusing probe scores and selection from {} (`sieve run --recompute` trains them again)",
+                output.join(saved::RESULTS_FILE).display()
+            );
+            saved
+        }
+        None => {
+            let stage = Instant::now();
+            let hidden = description.hidden_size as usize;
+            let states = description.num_hidden_states();
+            let layer_scores = probe_layers(&bench, states, hidden)?;
+            timings.layer_probes = stage.elapsed().as_secs_f64();
+            let outcome = SelectionRun {
+                registry: &registry,
+                bench: &bench,
+                spec: &loaded.spec.selection,
+                hidden,
+                states: states as usize,
+            }
+            .run(&layer_scores)?;
+            let results = SavedResults::new(
+                fingerprint,
+                extraction.stored.manifest.key.clone(),
+                targets.classes.clone(),
+                hidden,
+                layer_scores,
+                outcome,
+            );
+            results.write(&output)?;
+            results
+        }
+    };
+    timings.selection = results.outcome.timings.clone();
     timings.total = started.elapsed().as_secs_f64();
 
-    let report = assemble_report(
+    let mut report = assemble_report(
         loaded,
         &plugin,
         &description,
         &splits,
         &targets,
         &bench,
-        &layer_scores,
+        &results,
         &extraction,
+        results_reused,
         timings,
     )?;
+    attach_plots(&output, &mut report);
     crate::report::write_report(&output, &report)?;
     info!("report written to {}", output.join("report.md").display());
     Ok(report)
+}
+
+/// Draws the charts; a chart that cannot be drawn is a warning in the
+/// report, never a failed run.
+fn attach_plots(output: &std::path::Path, report: &mut Report) {
+    match crate::report::write_plots(output, report) {
+        Ok(files) => {
+            report.plots = files
+                .iter()
+                .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+        }
+        Err(error) => {
+            let text = format!("charts not drawn: {error:#}");
+            warn!("{text}");
+            report.warnings.push(text);
+        }
+    }
 }
 
 fn probe_task(task: TaskSpec, targets: &EncodedTargets) -> Task {
@@ -170,12 +269,14 @@ fn assemble_report(
     splits: &Splits,
     targets: &EncodedTargets,
     bench: &ProbeBench<'_>,
-    layer_scores: &[layers::LayerScores],
+    results: &SavedResults,
     extraction: &Extraction,
+    results_reused: bool,
     timings: Timings,
 ) -> Result<Report> {
     let spec = &loaded.spec;
     let states = description.num_hidden_states();
+    let layer_scores = &results.layers;
     let oracle = layer_scores.last().context("no layers were probed")?.cumulative;
     let majority = bench.majority_baseline();
     let mut warnings = Vec::new();
@@ -241,6 +342,11 @@ fn assemble_report(
             tokens_per_second: manifest.subword_tokens as f64 / manifest.extraction_seconds.max(1e-9),
             windowed_units: manifest.windowed_units,
         },
+        layer_selector: results.outcome.layer_selector.clone(),
+        clustering: results.outcome.clustering.clone(),
+        selection: results.outcome.selection.clone(),
+        results_reused,
+        plots: Vec::new(),
         warnings,
         timings,
     })

@@ -52,7 +52,7 @@ impl Columns {
 }
 
 /// A probe's score on dev and test (accuracy, or Pearson r for regression).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Score {
     pub dev: f64,
     pub test: f64,

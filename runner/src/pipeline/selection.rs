@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sieve_core::{
     lend_probe_host, FeatureId, MatrixView, PluginKind, Selection, SelectionKind, SelectorInput,
     TaskKind,
@@ -15,7 +15,7 @@ use sieve_core::{
 use tracing::info;
 
 use crate::plugins::PluginRegistry;
-use crate::probe::Task;
+use crate::probe::{Task, TrainedProbe};
 use crate::spec::{SelectionSpec, SelectorStageSpec, TopNSpec};
 
 use super::host::HostProbe;
@@ -23,7 +23,7 @@ use super::layers::LayerScores;
 use super::probing::{Columns, ProbeBench, Score};
 
 /// LayerSelector's choice.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayerChoice {
     /// The last hidden state kept: the forward pass can stop after it.
     pub k: u32,
@@ -34,7 +34,7 @@ pub struct LayerChoice {
 }
 
 /// A filtering stage's result (clustering).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FilterResult {
     pub selector: String,
     pub params: serde_json::Value,
@@ -42,10 +42,14 @@ pub struct FilterResult {
     pub features: usize,
     pub dev: f64,
     pub test: f64,
+    /// Size of the cluster behind each kept feature, when the filter says
+    /// (the correlation selector does).
+    #[serde(default)]
+    pub cluster_sizes: Vec<u32>,
 }
 
 /// One candidate of the top-N search.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Candidate {
     pub n: usize,
     pub dev: f64,
@@ -53,7 +57,7 @@ pub struct Candidate {
 }
 
 /// The final selection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinalSelection {
     pub selector: String,
     pub features: usize,
@@ -70,15 +74,18 @@ pub struct FinalSelection {
 }
 
 /// Everything the selection stages produced.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SelectionOutcome {
     pub layer_selector: Option<LayerChoice>,
     pub clustering: Option<FilterResult>,
     pub selection: Option<FinalSelection>,
     pub timings: SelectionTimings,
+    /// The probe on the final selection's neurons (columns in the order of
+    /// `selection.neurons`): what a slim model predicts with.
+    pub probe: Option<TrainedProbe>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SelectionTimings {
     pub layer_selector: f64,
     pub clustering: f64,
@@ -191,7 +198,9 @@ impl SelectionRun<'_> {
             };
             let top_n = self.spec.top_n.as_ref().unwrap_or(&default_top_n);
             let name = stage.selector.value.clone();
-            outcome.selection = Some(self.search(&name, top_n, &ranked, reference)?);
+            let (selection, probe) = self.search(&name, top_n, &ranked, reference)?;
+            outcome.selection = Some(selection);
+            outcome.probe = Some(probe);
             outcome.timings.top_n = t.elapsed().as_secs_f64();
         }
         outcome.timings.total = started.elapsed().as_secs_f64();
@@ -259,6 +268,7 @@ impl SelectionRun<'_> {
             features: kept.len(),
             dev: score.dev,
             test: score.test,
+            cluster_sizes: selection.scores.iter().map(|&s| s.max(0.0) as u32).collect(),
         };
         Ok((kept, result))
     }
@@ -271,27 +281,48 @@ impl SelectionRun<'_> {
     }
 
     /// The first candidate N whose probe stays within delta of `reference`.
-    fn search(&self, selector: &str, spec: &TopNSpec, ranked: &[usize], reference: Score) -> Result<FinalSelection> {
+    fn search(
+        &self,
+        selector: &str,
+        spec: &TopNSpec,
+        ranked: &[usize],
+        reference: Score,
+    ) -> Result<(FinalSelection, TrainedProbe)> {
         let total = self.states * self.hidden;
         let target = reference.dev * (1.0 - spec.delta / 100.0);
         let mut candidates = Vec::new();
-        let mut chosen: Option<Candidate> = None;
+        let mut chosen: Option<(Candidate, TrainedProbe)> = None;
         for n in candidate_sizes(spec, total, ranked.len()) {
-            let (score, _) = self.bench.score(&Columns::List(ranked[..n].to_vec()))?;
-            let candidate = Candidate { n, dev: score.dev, test: score.test };
-            info!("top-{n}: dev {:.4} test {:.4} (target > {target:.4})", score.dev, score.test);
+            let (score, probe) = self.bench.score(&Columns::List(ranked[..n].to_vec()))?;
+            let candidate = Candidate {
+                n,
+                dev: score.dev,
+                test: score.test,
+            };
+            info!(
+                "top-{n}: dev {:.4} test {:.4} (target > {target:.4})",
+                score.dev, score.test
+            );
             candidates.push(candidate);
             if score.dev > target || spec.target.is_some() {
-                chosen = Some(candidate);
+                chosen = Some((candidate, probe));
                 break;
             }
         }
-        let chosen = chosen.unwrap_or(Candidate {
-            n: ranked.len(),
-            dev: reference.dev,
-            test: reference.test,
-        });
-        Ok(FinalSelection {
+        // No candidate within the threshold: keep every ranked neuron.
+        let (chosen, probe) = match chosen {
+            Some(found) => found,
+            None => {
+                let (score, probe) = self.bench.score(&Columns::List(ranked.to_vec()))?;
+                let all = Candidate {
+                    n: ranked.len(),
+                    dev: score.dev,
+                    test: score.test,
+                };
+                (all, probe)
+            }
+        };
+        let selection = FinalSelection {
             selector: selector.to_string(),
             features: chosen.n,
             dev: chosen.dev,
@@ -304,7 +335,8 @@ impl SelectionRun<'_> {
                 .iter()
                 .map(|&c| [(c / self.hidden) as u32, (c % self.hidden) as u32])
                 .collect(),
-        })
+        };
+        Ok((selection, probe))
     }
 }
 

@@ -27,6 +27,9 @@ pub fn render_markdown(report: &Report) -> String {
     write_summary(&mut out, report);
     write_layer_table(&mut out, report);
     write_timings(&mut out, report);
+    for chart in report.plots.iter().filter(|p| p.ends_with(".svg")) {
+        let _ = writeln!(out, "\n![{chart}]({chart})");
+    }
     out
 }
 
@@ -35,17 +38,108 @@ fn pct(value: f64) -> String {
 }
 
 fn write_summary(out: &mut String, report: &Report) {
-    let _ = writeln!(out, "| | features | dev | test |\n|---|---:|---:|---:|");
+    let total = report.oracle.features as f64;
+    let reduction = |features: usize| format!("{:.1}", 100.0 * (1.0 - features as f64 / total.max(1.0)));
+    let _ = writeln!(
+        out,
+        "| | layers | features | reduction % | dev | test |\n|---|---|---:|---:|---:|---:|"
+    );
     if let Some(baseline) = &report.majority_baseline {
         let _ = writeln!(
             out,
-            "| majority class | 0 | {} | {} |",
+            "| majority class | | 0 | | {} | {} |",
             pct(baseline.dev),
             pct(baseline.test)
         );
     }
+    let last = report.model.layers.saturating_sub(1);
     let o = &report.oracle;
-    let _ = writeln!(out, "| oracle (all layers) | {} | {} | {} |\n", o.features, pct(o.dev), pct(o.test));
+    let _ = writeln!(
+        out,
+        "| oracle (all layers) | 0..{last} | {} | 0.0 | {} | {} |",
+        o.features,
+        pct(o.dev),
+        pct(o.test)
+    );
+    let mut layers = format!("0..{last}");
+    if let Some(ls) = &report.layer_selector {
+        layers = format!("0..{}", ls.k);
+        let _ = writeln!(
+            out,
+            "| LayerSelector (delta {}%) | {layers} | {} | {} | {} | {} |",
+            ls.delta,
+            ls.features,
+            reduction(ls.features),
+            pct(ls.dev),
+            pct(ls.test)
+        );
+    }
+    if let Some(cc) = &report.clustering {
+        let _ = writeln!(
+            out,
+            "| {} clustering ({}) | {layers} | {} | {} | {} | {} |",
+            cc.selector,
+            compact_params(&cc.params),
+            cc.features,
+            reduction(cc.features),
+            pct(cc.dev),
+            pct(cc.test)
+        );
+    }
+    if let Some(sel) = &report.selection {
+        let _ = writeln!(
+            out,
+            "| top-N by {} (delta {}%) | {} | {} | {:.1} | {} | {} |",
+            sel.selector,
+            sel.delta,
+            selected_layers(&sel.neurons),
+            sel.features,
+            sel.reduction,
+            pct(sel.dev),
+            pct(sel.test)
+        );
+    }
+    out.push('\n');
+    if let Some(sel) = &report.selection {
+        write_candidates(out, sel);
+    }
+}
+
+/// `{"threshold":0.3}` as `threshold 0.3`.
+fn compact_params(params: &serde_json::Value) -> String {
+    match params.as_object() {
+        Some(map) if !map.is_empty() => map
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "defaults".into(),
+    }
+}
+
+/// The layers the selected neurons come from, e.g. `0-3`.
+fn selected_layers(neurons: &[[u32; 2]]) -> String {
+    let min = neurons.iter().map(|n| n[0]).min();
+    let max = neurons.iter().map(|n| n[0]).max();
+    match (min, max) {
+        (Some(a), Some(b)) if a == b => format!("{a}"),
+        (Some(a), Some(b)) => format!("{a}..{b}"),
+        _ => String::new(),
+    }
+}
+
+fn write_candidates(out: &mut String, sel: &crate::pipeline::selection::FinalSelection) {
+    let target = sel.reference_dev * (1.0 - sel.delta / 100.0);
+    let _ = writeln!(
+        out,
+        "Top-N search (keep the first N with dev > {}):\n\n| N | dev | test |\n|---:|---:|---:|",
+        pct(target)
+    );
+    for c in &sel.candidates {
+        let mark = if c.n == sel.features { " (chosen)" } else { "" };
+        let _ = writeln!(out, "| {}{mark} | {} | {} |", c.n, pct(c.dev), pct(c.test));
+    }
+    out.push('\n');
 }
 
 fn write_layer_table(out: &mut String, report: &Report) {
@@ -83,9 +177,16 @@ fn write_timings(out: &mut String, report: &Report) {
             e.subword_tokens, e.tokens_per_second
         )
     };
+    let probes = if report.results_reused {
+        "reused from results.json".to_string()
+    } else {
+        format!("{:.2}", t.layer_probes)
+    };
+    let s = &t.selection;
     let _ = writeln!(
         out,
-        "Time (s): plugins {:.2}, data {:.2}, extraction {:.2} ({extraction}), layer probes {:.2}, total {:.2}.",
-        t.load_plugins, t.read_data, t.extraction, t.layer_probes, t.total
+        "Time (s): plugins {:.2}, data {:.2}, extraction {:.2} ({extraction}), layer probes {probes}, \
+         clustering {:.2}, ranking {:.2}, top-N search {:.2}, total {:.2}.",
+        t.load_plugins, t.read_data, t.extraction, s.clustering, s.ranking, s.top_n, t.total
     );
 }

@@ -1,8 +1,10 @@
 //! A run's results: `report.json` for machines, `report.md` for people.
 
 mod markdown;
+mod plots;
 
 pub use markdown::render_markdown;
+pub use plots::{find_font, write_plots};
 
 use std::path::Path;
 
@@ -11,6 +13,7 @@ use serde::Serialize;
 
 use crate::pipeline::layers::LayerScores;
 use crate::pipeline::probing::Score;
+use crate::pipeline::selection::{FilterResult, FinalSelection, LayerChoice, SelectionTimings};
 use crate::util::atomic::write_atomic;
 
 /// Everything `report.json` holds.
@@ -30,6 +33,17 @@ pub struct Report {
     pub oracle: OracleSummary,
     pub layers: Vec<LayerRow>,
     pub extraction: ExtractionSummary,
+    /// LayerSelector's choice, when the spec asks for it.
+    pub layer_selector: Option<LayerChoice>,
+    /// After correlation clustering (or another filter).
+    pub clustering: Option<FilterResult>,
+    /// The final top-N selection (CCFS).
+    pub selection: Option<FinalSelection>,
+    /// True when probe scores and selection came from an earlier run's
+    /// `results.json` (same activations and settings).
+    pub results_reused: bool,
+    /// Chart files written next to the report (SVG and PNG).
+    pub plots: Vec<String>,
     pub warnings: Vec<String>,
     pub timings: Timings,
 }
@@ -107,6 +121,8 @@ pub struct Timings {
     pub read_data: f64,
     pub extraction: f64,
     pub layer_probes: f64,
+    /// Stages after the layer probes (zero when skipped or reused).
+    pub selection: SelectionTimings,
     pub total: f64,
 }
 

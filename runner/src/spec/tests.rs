@@ -28,7 +28,7 @@ fn a_misspelled_field_is_an_error_with_its_line() {
     let text = VALID.replace("  task: tagging", "  task: tagging\n  subwrod_pooling: last");
     let error = parse_spec_text(&text).unwrap_err();
     assert!(error.contains("subwrod_pooling"), "{error}");
-    assert!(error.contains("line 8"), "{error}");
+    assert!(error.contains("line 7"), "{error}");
 }
 
 #[test]

@@ -160,7 +160,7 @@ impl From<SentencePoolingSpec> for SentencePooling {
 }
 
 /// Where extracted activations are kept.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSpec {
     /// Cache folder; defaults to `activations/` inside the output folder.
@@ -174,6 +174,16 @@ pub struct StoreSpec {
 
 fn default_true() -> bool {
     true
+}
+
+// Not derived: a spec without a `store` section must reuse extractions.
+impl Default for StoreSpec {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            reuse: true,
+        }
+    }
 }
 
 impl ExperimentSpec {
