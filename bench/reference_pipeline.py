@@ -14,8 +14,9 @@ average linkage + distance cut at 0.3 with a seeded random representative,
 NeuroX ordering (stride 1000) of the clustered probe's weights, and the
 paper's top-N grid with delta 1 %.
 
---sklearn also times scikit-learn's LogisticRegression(penalty="elasticnet",
-solver="saga") on all features (the oracle) for the probe comparison.
+--sklearn also times scikit-learn's elastic-net LogisticRegression
+(solver="saga", l1_ratio=0.5, C=1; --max-iter epochs, default 100) on all
+features (the oracle) for the probe comparison.
 """
 import argparse
 import json
@@ -168,12 +169,12 @@ def run_recipe(entry, layers, hidden):
     return {"times": times, "results": results}
 
 
-def run_sklearn(entry, threads):
+def run_sklearn(entry, threads, max_iter):
     from sklearn.linear_model import LogisticRegression
 
     train, dev, test = (load_split(os.path.join(entry, f"{s}.safetensors")) for s in ("train", "dev", "test"))
     t = time.perf_counter()
-    model = LogisticRegression(penalty="elasticnet", solver="saga", l1_ratio=0.5, C=1.0, max_iter=100)
+    model = LogisticRegression(l1_ratio=0.5, C=1.0, solver="saga", max_iter=max_iter)
     model.fit(train[0], train[1])
     seconds = time.perf_counter() - t
     return {
@@ -181,6 +182,8 @@ def run_sklearn(entry, threads):
         "dev": float(model.score(dev[0], dev[1])),
         "test": float(model.score(test[0], test[1])),
         "threads": threads,
+        "max_iter": max_iter,
+        "iterations_run": int(max(model.n_iter_)),
     }
 
 
@@ -189,12 +192,13 @@ def main():
     parser.add_argument("entry")
     parser.add_argument("--json")
     parser.add_argument("--sklearn", action="store_true")
+    parser.add_argument("--max-iter", type=int, default=100, help="saga epochs (with --sklearn)")
     args = parser.parse_args()
     manifest = json.load(open(os.path.join(args.entry, "manifest.json")))
     layers = manifest["identity"]["stored_layers"]
     hidden = manifest["identity"]["hidden_size"]
     if args.sklearn:
-        out = run_sklearn(args.entry, os.environ.get("OMP_NUM_THREADS", "default"))
+        out = run_sklearn(args.entry, os.environ.get("OMP_NUM_THREADS", "default"), args.max_iter)
     else:
         out = run_recipe(args.entry, layers, hidden)
     print(json.dumps(out, indent=2))

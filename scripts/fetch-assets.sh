@@ -99,9 +99,10 @@ PY
 
 # Movie-review snippets, binarised (rating > 0 positive, < 0 negative, zeros
 # dropped) and split by the first byte of sha256(stripped text) % 10:
-# 0 test, 1 dev, else train. Written as TSV: label<TAB>text.
+# 0 test, 1 dev, else train. Written as TSV: label<TAB>rating<TAB>text (the
+# mean human rating, -3.9..+3.9, is a real regression target).
 fetch_movies() {
-  is_done movies && return 0
+  is_done movies-v2 && return 0
   local sdist
   sdist=$(pip_fetch vaderSentiment==3.3.2 5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9 --no-binary :all:)
   rm -rf "$assets/movies.part"; mkdir -p "$assets/movies.part"
@@ -124,15 +125,15 @@ for line in text.splitlines():
     sentence = sentence.strip()
     h = hashlib.sha256(sentence.encode("utf-8")).digest()[0] % 10
     split = "test" if h == 0 else "dev" if h == 1 else "train"
-    splits[split].append(("positive" if rating > 0 else "negative", sentence))
+    splits[split].append(("positive" if rating > 0 else "negative", rating, sentence))
 for split, rows in splits.items():
     with open(os.path.join(out, f"{split}.tsv"), "w", encoding="utf-8") as f:
-        f.write("label\ttext\n")
-        for label, sentence in rows:
-            f.write(f"{label}\t{sentence}\n")
+        f.write("label\trating\ttext\n")
+        for label, rating, sentence in rows:
+            f.write(f"{label}\t{rating}\t{sentence}\n")
 PY
   rm -rf "$assets/movies"; mv "$assets/movies.part" "$assets/movies"
-  mark_done movies; say "movies -> assets/movies/{train,dev,test}.tsv"
+  mark_done movies-v2; say "movies -> assets/movies/{train,dev,test}.tsv"
 }
 
 fetch_onnx_minilm() {

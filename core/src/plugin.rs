@@ -123,7 +123,12 @@ macro_rules! export_backend_plugin {
                     concat!("plugin '", $name, "' is a backend, not a selector").into(),
                 )
             }
-            $crate::SievePlugin { info, open_backend, open_selector }.leak_into_prefix()
+            $crate::SievePlugin {
+                info,
+                open_backend,
+                open_selector,
+            }
+            .leak_into_prefix()
         }
     };
 }

@@ -107,8 +107,11 @@ pub type ProbeHostRef<'a> = ProbeHost_TO<'a, abi_stable::sabi_types::RRef<'a, ()
 
 /// The Rust-side contract a selector implements.
 pub trait SelectorPlugin: Send + Sync + 'static {
-    fn select(&self, input: &SelectorInput<'_>, host: &ProbeHostRef<'_>)
-        -> Result<Selection, String>;
+    fn select(
+        &self,
+        input: &SelectorInput<'_>,
+        host: &ProbeHostRef<'_>,
+    ) -> Result<Selection, String>;
 }
 
 /// The boundary-safe selector trait (generated into `Selector_TO`).

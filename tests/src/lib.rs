@@ -153,7 +153,10 @@ pub fn shipped_spec(config: &str, out: &Path, store: &Path) -> PathBuf {
             }
         })
         .collect();
-    assert!(replaced.0 && replaced.1, "{config} lost its output or store line");
+    assert!(
+        replaced.0 && replaced.1,
+        "{config} lost its output or store line"
+    );
     write_spec(out, config, &(lines.join("\n") + "\n"))
 }
 

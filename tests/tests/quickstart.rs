@@ -15,7 +15,9 @@ fn score(report: &serde_json::Value, path: &[&str]) -> f64 {
     for key in path {
         value = &value[*key];
     }
-    value.as_f64().unwrap_or_else(|| panic!("{path:?} is not a number in {report}"))
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {report}"))
 }
 
 #[test]
@@ -28,7 +30,10 @@ fn quickstart_reports_every_layer_and_the_oracle_on_wsj() {
     let output = sieve(&["run", spec.to_str().unwrap()], &[]);
     assert!(output.status.success(), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("| k | layer k alone"), "the table is printed:\n{stdout}");
+    assert!(
+        stdout.contains("| k | layer k alone"),
+        "the table is printed:\n{stdout}"
+    );
 
     let run = out.path().join("run");
     let report = read_report(&run);
@@ -38,10 +43,24 @@ fn quickstart_reports_every_layer_and_the_oracle_on_wsj() {
     assert_eq!(report["oracle"]["features"], 2688);
     let layers = report["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 7);
-    for field in ["single_dev", "single_test", "cumulative_dev", "cumulative_test"] {
-        assert!(layers.iter().all(|l| l[field].as_f64().is_some()), "{field}");
+    for field in [
+        "single_dev",
+        "single_test",
+        "cumulative_dev",
+        "cumulative_test",
+    ] {
+        assert!(
+            layers.iter().all(|l| l[field].as_f64().is_some()),
+            "{field}"
+        );
     }
-    for stage in ["load_plugins", "read_data", "extraction", "layer_probes", "total"] {
+    for stage in [
+        "load_plugins",
+        "read_data",
+        "extraction",
+        "layer_probes",
+        "total",
+    ] {
         assert!(report["timings"][stage].as_f64().unwrap() >= 0.0, "{stage}");
     }
     assert!(run.join("report.md").exists() && run.join("run.log").exists());
@@ -52,11 +71,20 @@ fn quickstart_reports_every_layer_and_the_oracle_on_wsj() {
     assert!(oracle_test > ORACLE_TEST_MIN, "oracle test {oracle_test}");
     let single = |k: usize| layers[k]["single_test"].as_f64().unwrap();
     let best_middle = (1..6).map(single).fold(0.0, f64::max);
-    assert!(best_middle > single(0) + 0.01, "a middle layer beats the embeddings");
-    assert!(best_middle > single(6), "a middle layer beats the last layer");
+    assert!(
+        best_middle > single(0) + 0.01,
+        "a middle layer beats the embeddings"
+    );
+    assert!(
+        best_middle > single(6),
+        "a middle layer beats the last layer"
+    );
     assert!(oracle_test > score(&report, &["majority_baseline", "test"]) + 0.5);
     let tokens = report["extraction"]["subword_tokens"].as_u64().unwrap();
-    assert!(tokens > 25_000, "every word went through the encoder ({tokens} tokens)");
+    assert!(
+        tokens > 25_000,
+        "every word went through the encoder ({tokens} tokens)"
+    );
 
     // A second run reuses the stored activations and, with the same seed,
     // trains every probe again (--recompute) to exactly the same scores.
@@ -88,14 +116,18 @@ fn stored_activations_are_readable_by_numpy() {
     assert!(python.exists(), "run scripts/setup-python.sh first");
     let out = tempfile::tempdir().unwrap();
     let spec = quickstart_spec(out.path());
-    let text_spec = std::fs::read_to_string(&spec).unwrap()
+    let text_spec = std::fs::read_to_string(&spec)
+        .unwrap()
         .replace("epochs: 10", "epochs: 1");
     std::fs::write(&spec, text_spec).unwrap();
     let output = sieve(&["run", spec.to_str().unwrap()], &[]);
     assert!(output.status.success(), "{}", text(&output));
     let report = read_report(&out.path().join("run"));
     let entry = std::path::PathBuf::from(report["extraction"]["store"].as_str().unwrap());
-    assert!(entry.join("manifest.json").exists(), "the report names a finished store entry");
+    assert!(
+        entry.join("manifest.json").exists(),
+        "the report names a finished store entry"
+    );
     let script = r#"
 import json, struct, sys, numpy as np
 path = sys.argv[1]
@@ -117,6 +149,14 @@ print(x.shape[0], x.shape[1], labels.shape[0], float(np.abs(x).sum()) > 0)
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&result.stdout);
-    let expected = format!("{} 2688 {} True", report["data"]["dev_rows"], report["data"]["dev_rows"]);
-    assert_eq!(printed.trim(), expected, "{}", String::from_utf8_lossy(&result.stderr));
+    let expected = format!(
+        "{} 2688 {} True",
+        report["data"]["dev_rows"], report["data"]["dev_rows"]
+    );
+    assert_eq!(
+        printed.trim(),
+        expected,
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
 }

@@ -19,7 +19,11 @@ fn check_selection_block(report: &serde_json::Value) -> (usize, f64) {
     let selection = &report["selection"];
     let features = selection["features"].as_u64().expect("selection.features") as usize;
     let neurons = selection["neurons"].as_array().expect("selection.neurons");
-    assert_eq!(neurons.len(), features, "one [layer, neuron] per kept feature");
+    assert_eq!(
+        neurons.len(),
+        features,
+        "one [layer, neuron] per kept feature"
+    );
     let layers = report["model"]["layers"].as_u64().unwrap();
     let hidden = report["model"]["hidden"].as_u64().unwrap();
     let mut seen = std::collections::HashSet::new();
@@ -30,8 +34,12 @@ fn check_selection_block(report: &serde_json::Value) -> (usize, f64) {
     }
     let reduction = number(&selection["reduction"], "reduction");
     let expected = 100.0 * (1.0 - features as f64 / total as f64);
-    assert!((reduction - expected).abs() < 1e-9, "reduction {reduction} vs {expected}");
-    let kept = number(&selection["test"], "selection.test") / number(&report["oracle"]["test"], "oracle.test");
+    assert!(
+        (reduction - expected).abs() < 1e-9,
+        "reduction {reduction} vs {expected}"
+    );
+    let kept = number(&selection["test"], "selection.test")
+        / number(&report["oracle"]["test"], "oracle.test");
     (features, kept)
 }
 
@@ -44,7 +52,10 @@ fn ccfs_on_wsj_pos_keeps_few_neurons_and_the_oracles_accuracy() {
     let output = sieve(&["run", spec.to_str().unwrap()], &[]);
     assert!(output.status.success(), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("LayerSelector") && stdout.contains("top-N by elastic-net"), "{stdout}");
+    assert!(
+        stdout.contains("LayerSelector") && stdout.contains("top-N by elastic-net"),
+        "{stdout}"
+    );
     let run = out.path().join("run");
     let report = read_report(&run);
 
@@ -58,32 +69,57 @@ fn ccfs_on_wsj_pos_keeps_few_neurons_and_the_oracles_accuracy() {
     // Clustering: measured 539 of 1,152 neurons at threshold 0.3.
     let cc = &report["clustering"];
     let clustered = cc["features"].as_u64().unwrap();
-    assert!(clustered > 100 && clustered < (k + 1) * 384, "clustering kept {clustered}");
+    assert!(
+        clustered > 100 && clustered < (k + 1) * 384,
+        "clustering kept {clustered}"
+    );
     assert_eq!(cc["params"]["threshold"], 0.3);
 
     // CCFS: measured 241 features (9.0%) at 98.1% of the oracle's test
     // accuracy; the issue asks for at most 15% and at least 97%.
     let (features, kept) = check_selection_block(&report);
     assert!(features <= 2688 * 15 / 100, "CCFS kept {features} features");
-    assert!(kept >= 0.97, "CCFS keeps {:.2}% of the oracle's accuracy", kept * 100.0);
+    assert!(
+        kept >= 0.97,
+        "CCFS keeps {:.2}% of the oracle's accuracy",
+        kept * 100.0
+    );
     let selected_layers: Vec<u64> = report["selection"]["neurons"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p[0].as_u64().unwrap())
         .collect();
-    assert!(selected_layers.iter().all(|&l| l <= k), "neurons come from layers 0..=k");
+    assert!(
+        selected_layers.iter().all(|&l| l <= k),
+        "neurons come from layers 0..=k"
+    );
 
     // The charts: SVG and PNG of each, listed in the report.
     for chart in ["layers", "neurons", "clusters"] {
         let svg = std::fs::read_to_string(run.join(format!("{chart}.svg"))).unwrap();
-        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{chart}.svg");
+        assert!(
+            svg.contains("<svg") && svg.contains("</svg>"),
+            "{chart}.svg"
+        );
         let png = std::fs::read(run.join(format!("{chart}.png"))).unwrap();
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{chart}.png");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 5_000,
+            "{chart}.png"
+        );
     }
     assert_eq!(report["plots"].as_array().unwrap().len(), 6);
-    let sizes: u64 = cc["cluster_sizes"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).sum();
-    assert_eq!(sizes, (k + 1) * 384, "every neuron of the kept layers is in one cluster");
+    let sizes: u64 = cc["cluster_sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        sizes,
+        (k + 1) * 384,
+        "every neuron of the kept layers is in one cluster"
+    );
 
     // The selection is saved; the same spec again reuses it unchanged.
     assert!(run.join("results.json").exists());
@@ -98,7 +134,10 @@ fn ccfs_on_wsj_pos_keeps_few_neurons_and_the_oracles_accuracy() {
     assert!(fresh.status.success(), "{}", text(&fresh));
     let third = read_report(&run);
     assert_eq!(third["results_reused"], false);
-    assert_eq!(third["selection"]["neurons"], report["selection"]["neurons"]);
+    assert_eq!(
+        third["selection"]["neurons"],
+        report["selection"]["neurons"]
+    );
     assert_eq!(third["clustering"], report["clustering"]);
 }
 
@@ -112,21 +151,35 @@ fn sentiment_on_movie_snippets_beats_the_majority_class_with_few_neurons() {
     assert!(output.status.success(), "{}", text(&output));
     let report = read_report(&out.path().join("run"));
     assert_eq!(report["data"]["classes"], 2);
-    assert!(report["warnings"].as_array().unwrap().is_empty(), "{}", report["warnings"]);
+    assert!(
+        report["warnings"].as_array().unwrap().is_empty(),
+        "{}",
+        report["warnings"]
+    );
 
     // Measured: oracle 81.39% test (mean pooling, standardised, shuffled);
     // the issue asks for at least 78%.
     let oracle = number(&report["oracle"]["test"], "oracle.test");
     assert!(oracle >= 0.78, "oracle test {oracle}");
     let majority = number(&report["majority_baseline"]["test"], "majority.test");
-    assert!(oracle > majority + 0.2, "oracle {oracle} vs majority {majority}");
+    assert!(
+        oracle > majority + 0.2,
+        "oracle {oracle} vs majority {majority}"
+    );
 
     // Measured: 134 features (4.99%) at 96.1% of the oracle (78.24% test).
     // The issue's 97% is not reached on this model (see BENCHMARKS.md);
     // this asserts what is measured, with margin.
     let (features, kept) = check_selection_block(&report);
-    assert!(features <= 2688 * 5 / 100, "selection kept {features} features");
-    assert!(kept >= 0.94, "selection keeps {:.2}% of the oracle's accuracy", kept * 100.0);
+    assert!(
+        features <= 2688 * 5 / 100,
+        "selection kept {features} features"
+    );
+    assert!(
+        kept >= 0.94,
+        "selection keeps {:.2}% of the oracle's accuracy",
+        kept * 100.0
+    );
 }
 
 #[test]
@@ -144,4 +197,25 @@ fn a_spec_naming_a_missing_selector_fails_before_extracting() {
     let message = text(&output);
     assert!(message.contains("elastic-nett"), "{message}");
     assert!(!store.exists(), "nothing was extracted: {message}");
+}
+
+#[test]
+fn regression_on_movie_ratings_reports_pearson_and_selects() {
+    asset("movies/train.tsv");
+    let out = tempfile::tempdir().unwrap();
+    let store = out.path().join("activations");
+    let spec = shipped_spec("sentiment-rating.yaml", out.path(), &store);
+    let output = sieve(&["run", spec.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let report = read_report(&out.path().join("run"));
+    assert_eq!(report["metric"], "pearson");
+    assert!(report["majority_baseline"].is_null(), "no majority class for regression");
+
+    // Measured: Pearson r 0.7266 on test for the oracle (mean pooling,
+    // standardised features, MSE probe); 403 features keep r = 0.708.
+    let oracle = number(&report["oracle"]["test"], "oracle.test");
+    assert!(oracle > 0.65, "oracle Pearson r {oracle}");
+    let (features, kept) = check_selection_block(&report);
+    assert!(features < 2688 / 4, "selection kept {features} features");
+    assert!(kept > 0.93, "selection keeps {:.2}% of the oracle's r", kept * 100.0);
 }

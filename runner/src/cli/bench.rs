@@ -69,7 +69,10 @@ pub fn bench(spec_path: &Path, layers: &[u32], repeat: usize, json: Option<&Path
         last_layer: full,
     };
     // Warm-up: first-touch of weights and allocator pools.
-    extractor.encode_units(&units[..units.len().min(64)], &indicatif::ProgressBar::hidden())?;
+    extractor.encode_units(
+        &units[..units.len().min(64)],
+        &indicatif::ProgressBar::hidden(),
+    )?;
     let mut results = Vec::new();
     for &last_layer in &settings {
         extractor.last_layer = last_layer;
@@ -104,7 +107,10 @@ pub fn bench(spec_path: &Path, layers: &[u32], repeat: usize, json: Option<&Path
         .collect();
     print_table(&measurements, full);
     if let Some(path) = json {
-        write_atomic(path, serde_json::to_string_pretty(&measurements)?.as_bytes())?;
+        write_atomic(
+            path,
+            serde_json::to_string_pretty(&measurements)?.as_bytes(),
+        )?;
     }
     Ok(())
 }

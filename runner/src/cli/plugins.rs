@@ -10,7 +10,11 @@ pub fn list(dir: Option<&Path>) -> Result<()> {
     super::logging::init_stderr();
     let (dir, source) = plugin_dir(dir)?;
     let registry = PluginRegistry::discover(&dir, source)?;
-    println!("plugin folder: {} (from {})", dir.display(), source.describe());
+    println!(
+        "plugin folder: {} (from {})",
+        dir.display(),
+        source.describe()
+    );
     println!(
         "{:<16} {:<9} {:<8} {:<10} file",
         "name", "kind", "version", "interface"

@@ -66,7 +66,9 @@ pub fn read_splits(loaded: &LoadedSpec) -> Result<Splits> {
     } else {
         let mut corpora = Vec::new();
         for field in [&data.train, &data.dev, &data.test] {
-            let path = field.as_ref().context("internal error: split file missing after checks")?;
+            let path = field
+                .as_ref()
+                .context("internal error: split file missing after checks")?;
             corpora.push(read(&path.value)?);
         }
         let files = corpora.iter().map(|c| c.path.clone()).collect();

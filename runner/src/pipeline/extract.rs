@@ -68,7 +68,9 @@ impl Extractor<'_> {
         let mut all = EncodedRows::default();
         for chunk in units.chunks(UNITS_PER_CALL) {
             let request = self.request(chunk);
-            let rows = self.plugin.check_result("encode", self.encoder.encode(&request))?;
+            let rows = self
+                .plugin
+                .check_result("encode", self.encoder.encode(&request))?;
             self.check_rows(chunk, &rows)?;
             all.values.extend_from_slice(&rows.values);
             all.rows += rows.rows;

@@ -77,8 +77,14 @@ impl ProbeHost for HostProbe {
         num_classes: u32,
         settings_json: RStr<'_>,
     ) -> RResult<ProbeWeights, RString> {
-        self.train(&x, labels.as_slice(), targets.as_slice(), num_classes, settings_json.as_str())
-            .map_err(RString::from)
-            .into()
+        self.train(
+            &x,
+            labels.as_slice(),
+            targets.as_slice(),
+            num_classes,
+            settings_json.as_str(),
+        )
+        .map_err(RString::from)
+        .into()
     }
 }

@@ -16,7 +16,11 @@ pub struct LayerScores {
 
 /// Trains the single-layer and cumulative probes for hidden states
 /// `0..layers`. The last cumulative probe sees every feature: the oracle.
-pub fn probe_layers(bench: &ProbeBench<'_>, layers: u32, hidden: usize) -> Result<Vec<LayerScores>> {
+pub fn probe_layers(
+    bench: &ProbeBench<'_>,
+    layers: u32,
+    hidden: usize,
+) -> Result<Vec<LayerScores>> {
     let progress = progress_bar("probes", 2 * layers as usize);
     let mut rows = Vec::with_capacity(layers as usize);
     for k in 0..layers as usize {

@@ -33,8 +33,13 @@ use selection::SelectionRun;
 
 /// Opens the plugin registry the spec points at.
 pub fn open_registry(loaded: &LoadedSpec) -> Result<PluginRegistry> {
-    let from_spec = loaded.spec.plugins.as_ref().map(|p| loaded.resolve(&p.value));
-    let (dir, source) = plugin_dir(from_spec.as_deref()).context("cannot locate the plugin folder")?;
+    let from_spec = loaded
+        .spec
+        .plugins
+        .as_ref()
+        .map(|p| loaded.resolve(&p.value));
+    let (dir, source) =
+        plugin_dir(from_spec.as_deref()).context("cannot locate the plugin folder")?;
     Ok(PluginRegistry::discover(&dir, source)?)
 }
 
@@ -120,7 +125,14 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
         loaded,
         last_layer: description.num_layers,
     };
-    let manifest = build_manifest(loaded, &plugin.name, &plugin.version, &description, &splits, &targets)?;
+    let manifest = build_manifest(
+        loaded,
+        &plugin.name,
+        &plugin.version,
+        &description,
+        &splits,
+        &targets,
+    )?;
     let store_dir = loaded
         .spec
         .store
@@ -128,7 +140,12 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
         .as_ref()
         .map(|d| loaded.resolve(d))
         .unwrap_or_else(|| output.join("activations"));
-    let extraction = extractor.extract_or_reuse(&ActivationStore::new(&store_dir), manifest, &splits, &targets)?;
+    let extraction = extractor.extract_or_reuse(
+        &ActivationStore::new(&store_dir),
+        manifest,
+        &splits,
+        &targets,
+    )?;
     timings.extraction = stage.elapsed().as_secs_f64();
 
     let [train, dev, test] = &extraction.stored.splits[..] else {
@@ -277,7 +294,10 @@ fn assemble_report(
     let spec = &loaded.spec;
     let states = description.num_hidden_states();
     let layer_scores = &results.layers;
-    let oracle = layer_scores.last().context("no layers were probed")?.cumulative;
+    let oracle = layer_scores
+        .last()
+        .context("no layers were probed")?
+        .cumulative;
     let majority = bench.majority_baseline();
     let mut warnings = Vec::new();
     if let Some(baseline) = majority {
@@ -318,14 +338,23 @@ fn assemble_report(
         },
         data: DataSummary {
             task: format!("{:?}", spec.data.task).to_lowercase(),
-            files: splits.files.iter().map(|f| f.display().to_string()).collect(),
+            files: splits
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
             classes: targets.classes.len(),
             train_rows: splits.rows(0, word_level),
             dev_rows: splits.rows(1, word_level),
             test_rows: splits.rows(2, word_level),
             unseen_labels: targets.unseen.clone(),
         },
-        metric: if spec.data.task == TaskSpec::Regression { "pearson" } else { "accuracy" }.into(),
+        metric: if spec.data.task == TaskSpec::Regression {
+            "pearson"
+        } else {
+            "accuracy"
+        }
+        .into(),
         probe: format!("{:?}", spec.probe),
         majority_baseline: majority,
         oracle: OracleSummary {
@@ -339,7 +368,8 @@ fn assemble_report(
             store: extraction.stored.dir.display().to_string(),
             subword_tokens: manifest.subword_tokens,
             seconds: manifest.extraction_seconds,
-            tokens_per_second: manifest.subword_tokens as f64 / manifest.extraction_seconds.max(1e-9),
+            tokens_per_second: manifest.subword_tokens as f64
+                / manifest.extraction_seconds.max(1e-9),
             windowed_units: manifest.windowed_units,
         },
         layer_selector: results.outcome.layer_selector.clone(),

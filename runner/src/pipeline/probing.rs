@@ -5,7 +5,9 @@ use std::ops::Range;
 use anyhow::Result;
 use rayon::prelude::*;
 
-use crate::probe::{accuracy, majority_baseline, pearson, train_probe, ProbeSettings, Task, TrainedProbe};
+use crate::probe::{
+    accuracy, majority_baseline, pearson, train_probe, ProbeSettings, Task, TrainedProbe,
+};
 use crate::store::StoredSplit;
 
 /// Which columns a probe sees.
@@ -32,7 +34,7 @@ impl Columns {
     /// Copies these columns of a row-major matrix into a new one.
     pub fn gather(&self, matrix: &[f32], cols: usize) -> Vec<f32> {
         let width = self.len();
-        let rows = if cols == 0 { 0 } else { matrix.len() / cols };
+        let rows = matrix.len().checked_div(cols).unwrap_or(0);
         let mut out = vec![0f32; rows * width];
         if width == 0 {
             return out;
@@ -94,10 +96,14 @@ impl ProbeBench<'_> {
     fn evaluate(&self, probe: &TrainedProbe, split: &StoredSplit, columns: &Columns) -> f64 {
         let x = columns.gather(split.activations(), split.cols);
         match self.task {
-            Task::Classification { .. } => {
-                accuracy(&probe.predict_classes(&x, split.rows), split.targets.labels())
-            }
-            Task::Regression => pearson(&probe.predict_values(&x, split.rows), split.targets.values()),
+            Task::Classification { .. } => accuracy(
+                &probe.predict_classes(&x, split.rows),
+                split.targets.labels(),
+            ),
+            Task::Regression => pearson(
+                &probe.predict_values(&x, split.rows),
+                split.targets.values(),
+            ),
         }
     }
 
@@ -120,7 +126,13 @@ mod tests {
     #[test]
     fn gather_picks_the_named_columns_of_every_row() {
         let matrix: Vec<f32> = (0..12).map(|v| v as f32).collect(); // 3 x 4
-        assert_eq!(Columns::Range(1..3).gather(&matrix, 4), vec![1., 2., 5., 6., 9., 10.]);
-        assert_eq!(Columns::List(vec![3, 0]).gather(&matrix, 4), vec![3., 0., 7., 4., 11., 8.]);
+        assert_eq!(
+            Columns::Range(1..3).gather(&matrix, 4),
+            vec![1., 2., 5., 6., 9., 10.]
+        );
+        assert_eq!(
+            Columns::List(vec![3, 0]).gather(&matrix, 4),
+            vec![3., 0., 7., 4., 11., 8.]
+        );
     }
 }

@@ -157,7 +157,10 @@ impl SelectionRun<'_> {
             Some(ls) => {
                 let k = select_layer(&cumulative, ls.delta);
                 let score = layer_scores[k].cumulative;
-                info!("LayerSelector: layers 0..={k} (dev {:.4}, oracle {:.4})", score.dev, oracle.dev);
+                info!(
+                    "LayerSelector: layers 0..={k} (dev {:.4}, oracle {:.4})",
+                    score.dev, oracle.dev
+                );
                 outcome.layer_selector = Some(LayerChoice {
                     k: k as u32,
                     features: (k + 1) * self.hidden,
@@ -245,7 +248,8 @@ impl SelectionRun<'_> {
             seed: b.seed,
             regression: matches!(b.task, Task::Regression),
         };
-        let selection = plugin.check_result("select", selector.select(&input, lend_probe_host(&host)))?;
+        let selection =
+            plugin.check_result("select", selector.select(&input, lend_probe_host(&host)))?;
         check_selection(&plugin.name, &selection, columns.len())
             .map_err(|reason| plugin.failure("select", reason))?;
         if !selection.notes.is_empty() {
@@ -255,12 +259,27 @@ impl SelectionRun<'_> {
     }
 
     /// A filtering selector (clustering): the kept columns and their probe.
-    fn filter(&self, stage: &SelectorStageSpec, columns: &[usize]) -> Result<(Vec<usize>, FilterResult)> {
+    fn filter(
+        &self,
+        stage: &SelectorStageSpec,
+        columns: &[usize],
+    ) -> Result<(Vec<usize>, FilterResult)> {
         let selection = self.call_selector(stage, columns)?;
-        let mut kept: Vec<usize> = selection.order.iter().map(|&i| columns[i as usize]).collect();
+        let mut kept: Vec<usize> = selection
+            .order
+            .iter()
+            .map(|&i| columns[i as usize])
+            .collect();
         kept.sort_unstable();
         let (score, _) = self.bench.score(&Columns::List(kept.clone()))?;
-        info!("{}: {} of {} features kept, dev {:.4} test {:.4}", stage.selector.value, kept.len(), columns.len(), score.dev, score.test);
+        info!(
+            "{}: {} of {} features kept, dev {:.4} test {:.4}",
+            stage.selector.value,
+            kept.len(),
+            columns.len(),
+            score.dev,
+            score.test
+        );
         let result = FilterResult {
             selector: stage.selector.value.clone(),
             params: serde_json::Value::Object(stage.params.clone().unwrap_or_default()),
@@ -268,7 +287,11 @@ impl SelectionRun<'_> {
             features: kept.len(),
             dev: score.dev,
             test: score.test,
-            cluster_sizes: selection.scores.iter().map(|&s| s.max(0.0) as u32).collect(),
+            cluster_sizes: selection
+                .scores
+                .iter()
+                .map(|&s| s.max(0.0) as u32)
+                .collect(),
         };
         Ok((kept, result))
     }
@@ -277,7 +300,11 @@ impl SelectionRun<'_> {
     /// used as a ranker keeps its order and drops the rest.
     fn rank(&self, stage: &SelectorStageSpec, columns: &[usize]) -> Result<Vec<usize>> {
         let selection = self.call_selector(stage, columns)?;
-        Ok(selection.order.iter().map(|&i| columns[i as usize]).collect())
+        Ok(selection
+            .order
+            .iter()
+            .map(|&i| columns[i as usize])
+            .collect())
     }
 
     /// The first candidate N whose probe stays within delta of `reference`.
@@ -346,7 +373,11 @@ fn matrix(data: &[f32], rows: usize, cols: usize) -> Result<MatrixView<'_>> {
 
 /// A selector's answer must index the input's columns, each at most once;
 /// a ranking must list every column.
-pub fn check_selection(plugin: &str, selection: &Selection, columns: usize) -> std::result::Result<(), String> {
+pub fn check_selection(
+    plugin: &str,
+    selection: &Selection,
+    columns: usize,
+) -> std::result::Result<(), String> {
     let mut seen = vec![false; columns];
     for &index in selection.order.iter() {
         let Some(slot) = seen.get_mut(index as usize) else {
@@ -355,7 +386,9 @@ pub fn check_selection(plugin: &str, selection: &Selection, columns: usize) -> s
             ));
         };
         if *slot {
-            return Err(format!("selector '{plugin}' returned an invalid selection: index {index} is repeated"));
+            return Err(format!(
+                "selector '{plugin}' returned an invalid selection: index {index} is repeated"
+            ));
         }
         *slot = true;
     }
@@ -387,7 +420,12 @@ mod tests {
 
     #[test]
     fn paper_grid_gives_the_papers_sizes() {
-        let spec = TopNSpec { delta: 1.0, fractions: None, sizes: None, target: None };
+        let spec = TopNSpec {
+            delta: 1.0,
+            fractions: None,
+            sizes: None,
+            target: None,
+        };
         let sizes = candidate_sizes(&spec, 9984, 600);
         assert_eq!(&sizes[..6], &[9, 19, 29, 39, 49, 99]);
         assert!(sizes.iter().all(|&n| n <= 600));
@@ -405,11 +443,14 @@ mod tests {
             scores: Default::default(),
             notes: Default::default(),
         };
-        let out_of_range = check_selection("x", &make(vec![0, 5], SelectionKind::Filter), 3).unwrap_err();
+        let out_of_range =
+            check_selection("x", &make(vec![0, 5], SelectionKind::Filter), 3).unwrap_err();
         assert!(out_of_range.contains("'x'") && out_of_range.contains("index 5 is out of range"));
-        let repeated = check_selection("x", &make(vec![1, 1], SelectionKind::Filter), 3).unwrap_err();
+        let repeated =
+            check_selection("x", &make(vec![1, 1], SelectionKind::Filter), 3).unwrap_err();
         assert!(repeated.contains("index 1 is repeated"));
-        let partial = check_selection("x", &make(vec![0, 1], SelectionKind::Ranking), 3).unwrap_err();
+        let partial =
+            check_selection("x", &make(vec![0, 1], SelectionKind::Ranking), 3).unwrap_err();
         assert!(partial.contains("2 of 3"));
         check_selection("x", &make(vec![2, 0, 1], SelectionKind::Ranking), 3).unwrap();
     }

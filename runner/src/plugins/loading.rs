@@ -144,11 +144,7 @@ impl PluginRegistry {
     }
 
     /// Opens the selector `name` with its parameters (a JSON object).
-    pub fn open_selector(
-        &self,
-        name: &str,
-        params_json: &str,
-    ) -> Result<SelectorBox, PluginError> {
+    pub fn open_selector(&self, name: &str, params_json: &str) -> Result<SelectorBox, PluginError> {
         let plugin = self.find(name, PluginKind::Selector)?;
         let open = plugin.module.open_selector();
         plugin.check_result("open", open(params_json.into()))
@@ -162,7 +158,9 @@ impl LoadedPlugin {
         stage: &'static str,
         result: RResult<T, abi_stable::std_types::RString>,
     ) -> Result<T, PluginError> {
-        result.into_result().map_err(|message| self.failure(stage, message.into()))
+        result
+            .into_result()
+            .map_err(|message| self.failure(stage, message.into()))
     }
 
     /// An error raised while running this plugin.

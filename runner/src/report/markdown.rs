@@ -33,13 +33,24 @@ pub fn render_markdown(report: &Report) -> String {
     out
 }
 
+/// Scores are printed x100: percent for accuracy, r x 100 for Pearson.
+fn unit(report: &Report) -> &'static str {
+    if report.metric == "accuracy" {
+        "%"
+    } else {
+        "r x 100"
+    }
+}
+
 fn pct(value: f64) -> String {
     format!("{:.2}", value * 100.0)
 }
 
 fn write_summary(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "Scores: {} ({}).\n", report.metric, unit(report));
     let total = report.oracle.features as f64;
-    let reduction = |features: usize| format!("{:.1}", 100.0 * (1.0 - features as f64 / total.max(1.0)));
+    let reduction =
+        |features: usize| format!("{:.1}", 100.0 * (1.0 - features as f64 / total.max(1.0)));
     let _ = writeln!(
         out,
         "| | layers | features | reduction % | dev | test |\n|---|---|---:|---:|---:|---:|"
@@ -145,8 +156,9 @@ fn write_candidates(out: &mut String, sel: &crate::pipeline::selection::FinalSel
 fn write_layer_table(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
-        "Probe {} (%) per hidden state k (0 = embeddings):\n",
-        report.metric
+        "Probe {} ({}) per hidden state k (0 = embeddings):\n",
+        report.metric,
+        unit(report)
     );
     let _ = writeln!(
         out,
@@ -183,10 +195,21 @@ fn write_timings(out: &mut String, report: &Report) {
         format!("{:.2}", t.layer_probes)
     };
     let s = &t.selection;
+    let mut stages = String::new();
+    if report.clustering.is_some() {
+        let _ = write!(stages, "clustering {:.2}, ", s.clustering);
+    }
+    if report.selection.is_some() {
+        let _ = write!(
+            stages,
+            "ranking {:.2}, top-N search {:.2}, ",
+            s.ranking, s.top_n
+        );
+    }
     let _ = writeln!(
         out,
         "Time (s): plugins {:.2}, data {:.2}, extraction {:.2} ({extraction}), layer probes {probes}, \
-         clustering {:.2}, ranking {:.2}, top-N search {:.2}, total {:.2}.",
-        t.load_plugins, t.read_data, t.extraction, s.clustering, s.ranking, s.top_n, t.total
+         {stages}total {:.2}.",
+        t.load_plugins, t.read_data, t.extraction, t.total
     );
 }

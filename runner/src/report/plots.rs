@@ -61,9 +61,11 @@ pub fn find_font() -> Result<PathBuf, String> {
                 return Ok(path);
             }
         }
-        Err("no TrueType font found for the charts; run `scripts/fetch-assets.sh font` \
+        Err(
+            "no TrueType font found for the charts; run `scripts/fetch-assets.sh font` \
              or set SIEVE_FONT to a .ttf file"
-            .to_string())
+                .to_string(),
+        )
     })
     .clone()
 }
@@ -84,7 +86,11 @@ pub fn write_plots(dir: &Path, report: &Report) -> Result<Vec<PathBuf>> {
 
 /// Draws one chart of either backend; false when the report has no data
 /// for it (e.g. no clustering stage).
-fn draw_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Report, name: &str) -> Result<bool> {
+fn draw_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    report: &Report,
+    name: &str,
+) -> Result<bool> {
     match name {
         "layers" => layers_chart(area, report),
         "neurons" => top_n_chart(area, report),
@@ -115,7 +121,8 @@ fn write_chart(dir: &Path, name: &str, report: &Report) -> Result<Vec<PathBuf>> 
         draw_chart(&area, report, name)?;
         area.present().map_err(|e| anyhow!("{name}.png: {e}"))?;
     }
-    std::fs::rename(&temp, &png_path).with_context(|| format!("cannot write {}", png_path.display()))?;
+    std::fs::rename(&temp, &png_path)
+        .with_context(|| format!("cannot write {}", png_path.display()))?;
     Ok(vec![svg_path, png_path])
 }
 
@@ -129,7 +136,10 @@ fn draw_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
 
 /// Single-layer and cumulative (0..k) dev scores per hidden state, with the
 /// oracle and LayerSelector's choice.
-fn layers_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Report) -> Result<bool> {
+fn layers_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    report: &Report,
+) -> Result<bool> {
     let rows = &report.layers;
     if rows.is_empty() {
         return Ok(false);
@@ -142,7 +152,10 @@ fn layers_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repo
     let (low, high) = bounds(scores);
     let last = rows.len() as f64 - 1.0;
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{}: probe {} per layer (dev)", report.name, report.metric), ("sans-serif", 22))
+        .caption(
+            format!("{}: probe {} per layer (dev)", report.name, report.metric),
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
@@ -156,8 +169,14 @@ fn layers_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repo
         .x_label_formatter(&|x| format!("{}", x.round() as i64))
         .draw()
         .map_err(draw_error)?;
-    let single: Vec<(f64, f64)> = rows.iter().map(|r| (r.k as f64, percent(r.single_dev))).collect();
-    let cumulative: Vec<(f64, f64)> = rows.iter().map(|r| (r.k as f64, percent(r.cumulative_dev))).collect();
+    let single: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (r.k as f64, percent(r.single_dev)))
+        .collect();
+    let cumulative: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (r.k as f64, percent(r.cumulative_dev)))
+        .collect();
     chart
         .draw_series(LineSeries::new(single.clone(), BLUE.stroke_width(2)))
         .map_err(draw_error)?
@@ -176,13 +195,20 @@ fn layers_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repo
         .map_err(draw_error)?;
     let oracle = percent(report.oracle.dev);
     chart
-        .draw_series(LineSeries::new(vec![(-0.2, oracle), (last + 0.2, oracle)], BLACK.mix(0.4)))
+        .draw_series(LineSeries::new(
+            vec![(-0.2, oracle), (last + 0.2, oracle)],
+            BLACK.mix(0.4),
+        ))
         .map_err(draw_error)?
         .label("oracle (all layers)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.4)));
     if let Some(ls) = &report.layer_selector {
         chart
-            .draw_series(std::iter::once(Cross::new((ls.k as f64, percent(ls.dev)), 9, GREEN.stroke_width(3))))
+            .draw_series(std::iter::once(Cross::new(
+                (ls.k as f64, percent(ls.dev)),
+                9,
+                GREEN.stroke_width(3),
+            )))
             .map_err(draw_error)?
             .label(format!("LayerSelector: k = {}", ls.k))
             .legend(|(x, y)| Cross::new((x + 10, y), 6, GREEN.stroke_width(3)));
@@ -212,7 +238,10 @@ fn top_n_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repor
     let max_n = selection.candidates.iter().map(|c| c.n).max().unwrap_or(1) as f64;
     let mut chart = ChartBuilder::on(area)
         .caption(
-            format!("{}: {} against kept neurons ({})", report.name, report.metric, selection.selector),
+            format!(
+                "{}: {} against kept neurons ({})",
+                report.name, report.metric, selection.selector
+            ),
             ("sans-serif", 22),
         )
         .margin(12)
@@ -227,7 +256,11 @@ fn top_n_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repor
         .draw()
         .map_err(draw_error)?;
     for (name, color, pick) in [
-        ("dev", BLUE, (|c: &crate::pipeline::selection::Candidate| c.dev) as fn(&_) -> f64),
+        (
+            "dev",
+            BLUE,
+            (|c: &crate::pipeline::selection::Candidate| c.dev) as fn(&_) -> f64,
+        ),
         ("test", RED, |c| c.test),
     ] {
         let points: Vec<(f64, f64)> = selection
@@ -245,7 +278,10 @@ fn top_n_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repor
             .map_err(draw_error)?;
     }
     chart
-        .draw_series(LineSeries::new(vec![(0.0, target), (max_n * 1.05, target)], BLACK.mix(0.4)))
+        .draw_series(LineSeries::new(
+            vec![(0.0, target), (max_n * 1.05, target)],
+            BLACK.mix(0.4),
+        ))
         .map_err(draw_error)?
         .label(format!("target (dev > {target:.2})"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.4)));
@@ -263,7 +299,10 @@ fn top_n_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repor
 }
 
 /// How many clusters have each size (1 = a neuron nothing else resembles).
-fn cluster_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Report) -> Result<bool> {
+fn cluster_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    report: &Report,
+) -> Result<bool> {
     let Some(clustering) = &report.clustering else {
         return Ok(false);
     };
@@ -291,7 +330,10 @@ fn cluster_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Rep
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
-        .build_cartesian_2d((1u32..largest + 1).into_segmented(), 0u32..tallest + tallest / 10 + 1)
+        .build_cartesian_2d(
+            (1u32..largest + 1).into_segmented(),
+            0u32..tallest + tallest / 10 + 1,
+        )
         .map_err(draw_error)?;
     chart
         .configure_mesh()

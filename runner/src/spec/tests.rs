@@ -25,7 +25,10 @@ fn a_minimal_spec_gets_the_paper_defaults() {
 
 #[test]
 fn a_misspelled_field_is_an_error_with_its_line() {
-    let text = VALID.replace("  task: tagging", "  task: tagging\n  subwrod_pooling: last");
+    let text = VALID.replace(
+        "  task: tagging",
+        "  task: tagging\n  subwrod_pooling: last",
+    );
     let error = parse_spec_text(&text).unwrap_err();
     assert!(error.contains("subwrod_pooling"), "{error}");
     assert!(error.contains("line 7"), "{error}");
@@ -42,16 +45,24 @@ fn a_wrong_type_is_an_error_with_its_line() {
 fn an_unknown_task_names_the_choices() {
     let text = VALID.replace("task: tagging", "task: parsing");
     let error = parse_spec_text(&text).unwrap_err();
-    assert!(error.contains("parsing") && error.contains("tagging"), "{error}");
+    assert!(
+        error.contains("parsing") && error.contains("tagging"),
+        "{error}"
+    );
 }
 
 #[test]
 fn data_needs_three_files_or_a_file_and_split() {
     let text = VALID.replace("  test: test.txt\n", "");
     let error = parse_spec_text(&text).unwrap_err();
-    assert!(error.contains("`train`, `dev` and `test` must all be given"), "{error}");
-    let text = VALID
-        .replace("  train: train.txt\n  dev: dev.txt\n  test: test.txt\n", "  file: all.txt\n");
+    assert!(
+        error.contains("`train`, `dev` and `test` must all be given"),
+        "{error}"
+    );
+    let text = VALID.replace(
+        "  train: train.txt\n  dev: dev.txt\n  test: test.txt\n",
+        "  file: all.txt\n",
+    );
     let error = parse_spec_text(&text).unwrap_err();
     assert!(error.contains("needs a split"), "{error}");
     let text = text + "  split: {train: [1, 8], dev: [9, 9], test: [10, 10]}\n";

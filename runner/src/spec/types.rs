@@ -231,7 +231,11 @@ impl DataSpec {
 
 impl UnitSplit {
     fn check(&self) -> Result<(), String> {
-        for (name, [first, last]) in [("train", self.train), ("dev", self.dev), ("test", self.test)] {
+        for (name, [first, last]) in [
+            ("train", self.train),
+            ("dev", self.dev),
+            ("test", self.test),
+        ] {
             if first == 0 || last < first {
                 return Err(format!(
                     "field `data.split.{name}`: [{first}, {last}] is not a range of 1-based unit positions (first >= 1, last >= first)"
@@ -309,15 +313,31 @@ impl SelectionSpec {
             return Ok(());
         };
         if self.ranking.is_none() {
-            return Err("section `selection.top_n`: needs a `selection.ranking` to pick from".into());
+            return Err(
+                "section `selection.top_n`: needs a `selection.ranking` to pick from".into(),
+            );
         }
         check_delta("selection.top_n.delta", top_n.delta)?;
-        let given = [top_n.fractions.is_some(), top_n.sizes.is_some(), top_n.target.is_some()];
+        let given = [
+            top_n.fractions.is_some(),
+            top_n.sizes.is_some(),
+            top_n.target.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() > 1 {
-            return Err("section `selection.top_n`: give at most one of `fractions`, `sizes`, `target`".into());
+            return Err(
+                "section `selection.top_n`: give at most one of `fractions`, `sizes`, `target`"
+                    .into(),
+            );
         }
-        if let Some(bad) = top_n.fractions.iter().flatten().find(|f| !(**f > 0.0 && **f <= 1.0)) {
-            return Err(format!("field `selection.top_n.fractions`: {bad} is not in (0, 1]"));
+        if let Some(bad) = top_n
+            .fractions
+            .iter()
+            .flatten()
+            .find(|f| !(**f > 0.0 && **f <= 1.0))
+        {
+            return Err(format!(
+                "field `selection.top_n.fractions`: {bad} is not in (0, 1]"
+            ));
         }
         if top_n.sizes.iter().flatten().any(|s| *s == 0) || top_n.target == Some(0) {
             return Err("section `selection.top_n`: sizes must be at least 1".into());
@@ -330,6 +350,8 @@ fn check_delta(field: &str, delta: f64) -> Result<(), String> {
     if (0.0..100.0).contains(&delta) {
         Ok(())
     } else {
-        Err(format!("field `{field}`: {delta} is not a percentage in [0, 100)"))
+        Err(format!(
+            "field `{field}`: {delta} is not a percentage in [0, 100)"
+        ))
     }
 }

@@ -96,7 +96,10 @@ impl Manifest {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let manifest: Manifest = serde_json::from_str(&text).with_context(|| {
-            format!("{} is not a valid manifest; delete its folder to re-extract", path.display())
+            format!(
+                "{} is not a valid manifest; delete its folder to re-extract",
+                path.display()
+            )
         })?;
         if manifest.format != MANIFEST_FORMAT {
             anyhow::bail!(

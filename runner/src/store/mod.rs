@@ -71,8 +71,13 @@ impl ActivationStore {
         let mut splits = Vec::with_capacity(SPLITS.len());
         for split in SPLITS {
             let entry = manifest.split(split)?;
-            let stored = read_split(&dir.join(&entry.file), manifest.columns())
-                .with_context(|| format!("stored extraction {} is damaged; delete it to re-extract", dir.display()))?;
+            let stored =
+                read_split(&dir.join(&entry.file), manifest.columns()).with_context(|| {
+                    format!(
+                        "stored extraction {} is damaged; delete it to re-extract",
+                        dir.display()
+                    )
+                })?;
             if stored.rows != entry.rows {
                 anyhow::bail!(
                     "{}: {} rows on disk, manifest says {}; delete the folder to re-extract",
@@ -128,7 +133,10 @@ impl PendingExtraction {
         entry.rows = arrays.rows;
         entry.units = arrays.rows_per_unit.len();
         write_split(&self.dir.join(&entry.file), arrays)?;
-        write_atomic(&self.entry_path(&entry.name), serde_json::to_string(&entry)?.as_bytes())?;
+        write_atomic(
+            &self.entry_path(&entry.name),
+            serde_json::to_string(&entry)?.as_bytes(),
+        )?;
         Ok(entry)
     }
 
@@ -140,14 +148,20 @@ impl PendingExtraction {
         for split in SPLITS {
             let _ = std::fs::remove_file(self.entry_path(split));
         }
-        write_atomic(&self.dir.join("manifest.json"), manifest.to_json()?.as_bytes())?;
+        write_atomic(
+            &self.dir.join("manifest.json"),
+            manifest.to_json()?.as_bytes(),
+        )?;
         if self.final_dir.exists() {
             // A damaged or concurrent extraction under the same key: replace it.
             std::fs::remove_dir_all(&self.final_dir)
                 .with_context(|| format!("cannot replace {}", self.final_dir.display()))?;
         }
         std::fs::rename(&self.dir, &self.final_dir).with_context(|| {
-            format!("cannot move the extraction into {}", self.final_dir.display())
+            format!(
+                "cannot move the extraction into {}",
+                self.final_dir.display()
+            )
         })
     }
 

@@ -130,7 +130,7 @@ fn header_bytes(tensors: &[(&str, &str, Vec<usize>)]) -> Vec<u8> {
         json!({"layout": "column = layer * hidden + neuron"}),
     );
     let mut header = serde_json::to_vec(&entries).unwrap_or_default();
-    while (8 + header.len()) % DATA_ALIGNMENT != 0 {
+    while !(8 + header.len()).is_multiple_of(DATA_ALIGNMENT) {
         header.push(b' ');
     }
     header
@@ -151,10 +151,12 @@ fn write_u32s(w: &mut impl Write, values: &[u32]) -> std::io::Result<()> {
 
 /// Maps a split file and checks its tensors' names, types and shapes.
 pub fn read_split(path: &Path, expected_cols: usize) -> Result<StoredSplit> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // SAFETY: the store's files are written once (atomically) and never
     // modified in place; a concurrent writer replaces them by rename.
-    let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
+    let mmap =
+        unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
     let ranges = {
         let parsed = SafeTensors::deserialize(&mmap)
             .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
@@ -162,7 +164,14 @@ pub fn read_split(path: &Path, expected_cols: usize) -> Result<StoredSplit> {
         let mut ranges = BTreeMap::new();
         for (name, view) in parsed.tensors() {
             let start = view.data().as_ptr() as usize - base;
-            ranges.insert(name, (view.dtype(), view.shape().to_vec(), start..start + view.data().len()));
+            ranges.insert(
+                name,
+                (
+                    view.dtype(),
+                    view.shape().to_vec(),
+                    start..start + view.data().len(),
+                ),
+            );
         }
         ranges
     };
@@ -176,7 +185,9 @@ pub fn read_split(path: &Path, expected_cols: usize) -> Result<StoredSplit> {
             path.display()
         );
     }
-    if activations.start % 4 != 0 || (mmap.as_ptr() as usize + activations.start) % 4 != 0 {
+    if !activations.start.is_multiple_of(4)
+        || !(mmap.as_ptr() as usize + activations.start).is_multiple_of(4)
+    {
         bail!("{}: activation data is not aligned", path.display());
     }
     let rows = shape[0];
@@ -197,7 +208,12 @@ pub fn read_split(path: &Path, expected_cols: usize) -> Result<StoredSplit> {
 
 type TensorRanges = BTreeMap<String, (Dtype, Vec<usize>, Range<usize>)>;
 
-fn read_targets(path: &Path, mmap: &Mmap, ranges: &TensorRanges, rows: usize) -> Result<SplitTargets> {
+fn read_targets(
+    path: &Path,
+    mmap: &Mmap,
+    ranges: &TensorRanges,
+    rows: usize,
+) -> Result<SplitTargets> {
     let targets = if let Some((Dtype::U32, _, range)) = ranges.get("labels") {
         SplitTargets::Labels(u32s(&mmap[range.clone()]))
     } else if let Some((Dtype::F32, _, range)) = ranges.get("targets") {
@@ -208,10 +224,17 @@ fn read_targets(path: &Path, mmap: &Mmap, ranges: &TensorRanges, rows: usize) ->
                 .collect(),
         )
     } else {
-        bail!("{} has neither U32 'labels' nor F32 'targets'", path.display());
+        bail!(
+            "{} has neither U32 'labels' nor F32 'targets'",
+            path.display()
+        );
     };
     if targets.len() != rows {
-        bail!("{}: {} targets for {rows} rows", path.display(), targets.len());
+        bail!(
+            "{}: {} targets for {rows} rows",
+            path.display(),
+            targets.len()
+        );
     }
     Ok(targets)
 }

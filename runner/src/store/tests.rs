@@ -41,7 +41,9 @@ fn save_all(store: &ActivationStore, manifest: &Manifest, splits: &[SplitArrays]
     let pending = store.begin(&manifest.key).unwrap();
     let mut manifest = manifest.clone();
     for (name, arrays) in SPLITS.iter().zip(splits) {
-        manifest.splits.push(pending.write_split(entry(name), arrays).unwrap());
+        manifest
+            .splits
+            .push(pending.write_split(entry(name), arrays).unwrap());
     }
     pending.finish(&manifest).unwrap();
 }
@@ -54,9 +56,14 @@ fn an_interrupted_extraction_resumes_from_its_finished_splits() {
     let first = store.begin(&manifest.key).unwrap();
     first.write_split(entry("train"), &split(3, 7.0)).unwrap();
     drop(first); // the run dies here
-    assert!(store.load(&manifest.key).unwrap().is_none(), "a partial extraction is not visible");
+    assert!(
+        store.load(&manifest.key).unwrap().is_none(),
+        "a partial extraction is not visible"
+    );
     let resumed = store.begin(&manifest.key).unwrap();
-    let (done, stored) = resumed.completed_split("train", 4).expect("train split is reused");
+    let (done, stored) = resumed
+        .completed_split("train", 4)
+        .expect("train split is reused");
     assert_eq!(done.rows, 3);
     assert_eq!(stored.activations(), &split(3, 7.0).activations[..]);
     assert!(resumed.completed_split("dev", 4).is_none());
@@ -95,7 +102,11 @@ fn a_truncated_split_file_is_reported_not_reused() {
     let store = ActivationStore::new(dir.path());
     let manifest = Manifest::new(identity("d1"), vec![]).unwrap();
     let key = manifest.key.clone();
-    save_all(&store, &manifest, &[split(3, 0.0), split(2, 0.0), split(1, 0.0)]);
+    save_all(
+        &store,
+        &manifest,
+        &[split(3, 0.0), split(2, 0.0), split(1, 0.0)],
+    );
     let file = store.entry_dir(&key).join("dev.safetensors");
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() - 10]).unwrap();

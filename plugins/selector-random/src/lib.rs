@@ -1,0 +1,126 @@
+//! Sieve selector plugin `random`: a seeded random ranking (baseline).
+//!
+//! The control of METHOD.md's "Alternative rankers": every column once, in
+//! an order drawn by a Fisher-Yates shuffle driven by SplitMix64. The same
+//! seed gives the same order on every platform; the run's seed is used
+//! unless the parameters give one. No scores (they would be meaningless).
+//!
+//! Works for classification and regression alike (it ignores the data).
+//!
+//! Parameters (JSON object; `{}` gives the defaults):
+//! - `seed` (unsigned integer, default: the run's seed): draws another
+//!   random ranking without changing the run's seed (e.g. to average
+//!   several random baselines).
+
+use serde::Deserialize;
+use sieve_core::{ProbeHostRef, Selection, SelectionKind, SelectorInput, SelectorPlugin};
+
+/// The plugin's name in specs.
+pub const PLUGIN_NAME: &str = "random";
+
+/// Validated parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Params {
+    /// Replaces the run's seed when set.
+    pub seed: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParams {
+    seed: Option<u64>,
+}
+
+impl Params {
+    /// Parses the JSON object the host passes; errors name the plugin.
+    pub fn from_json(json: &str) -> Result<Params, String> {
+        let json = if json.trim().is_empty() { "{}" } else { json };
+        let raw: RawParams = serde_json::from_str(json)
+            .map_err(|e| format!("selector '{PLUGIN_NAME}': invalid parameters: {e}"))?;
+        Ok(Params { seed: raw.seed })
+    }
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): small, fast, and good enough to
+/// shuffle; no `rand` dependency, so the sequence never changes under us.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..bound` (`bound >= 1`), by rejection (no modulo bias).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        let zone = u64::MAX - u64::MAX % bound;
+        loop {
+            let v = self.next_u64();
+            if v < zone {
+                return v % bound;
+            }
+        }
+    }
+}
+
+/// A random permutation of `0..n`, a function of `seed` alone.
+pub fn shuffled(n: usize, seed: u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut rng = SplitMix64::new(seed);
+    for i in (1..n).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// The `random` selector.
+#[derive(Debug)]
+pub struct RandomSelector {
+    pub params: Params,
+}
+
+/// The plugin constructor: parameters as JSON.
+pub fn open(params_json: &str) -> Result<RandomSelector, String> {
+    Params::from_json(params_json).map(|params| RandomSelector { params })
+}
+
+impl SelectorPlugin for RandomSelector {
+    fn select(
+        &self,
+        input: &SelectorInput<'_>,
+        _host: &ProbeHostRef<'_>,
+    ) -> Result<Selection, String> {
+        let cols = input.train.cols();
+        if cols == 0 {
+            return Err(format!(
+                "selector '{PLUGIN_NAME}': the training matrix has no columns"
+            ));
+        }
+        let (seed, source) = match self.params.seed {
+            Some(seed) => (seed, "parameter"),
+            None => (input.seed, "run"),
+        };
+        Ok(Selection {
+            kind: SelectionKind::Ranking,
+            order: shuffled(cols, seed).into(),
+            cutoffs: Vec::new().into(),
+            scores: Vec::new().into(),
+            notes: format!("{cols} neurons in random order ({source} seed {seed})").into(),
+        })
+    }
+}
+
+sieve_core::export_selector_plugin!(
+    name: "random",
+    description: "Random neuron ranking: a seeded shuffle (baseline)",
+    open: open,
+);
