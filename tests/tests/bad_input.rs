@@ -239,9 +239,15 @@ fn a_selector_returning_an_invalid_ranking_is_named_and_refused() {
         candle_library(),
         fixtures.join(library_name("sieve-fixture-invalid-ranker")),
     ]);
-    for (mode, needle) in [("repeat", "is repeated"), ("out-of-range", "is out of range")] {
+    for (mode, needle) in [
+        ("repeat", "is repeated"),
+        ("out-of-range", "is out of range"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        write_data(dir.path(), "the/DT dog/NN barks/VBZ\na/DT cat/NN sleeps/VBZ\n");
+        write_data(
+            dir.path(),
+            "the/DT dog/NN barks/VBZ\na/DT cat/NN sleeps/VBZ\n",
+        );
         let selection = format!(
             "probe: {{epochs: 1}}\nselection:\n  ranking: {{selector: invalid-ranker, params: {{mode: {mode}}}}}\n  top_n: {{target: 2}}\n"
         );

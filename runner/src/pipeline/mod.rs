@@ -1,5 +1,6 @@
 //! `sieve run`: spec -> backend -> activation store -> probes -> report.
 
+pub mod control;
 pub mod corpora;
 pub mod extract;
 pub mod host;
@@ -27,7 +28,8 @@ use crate::util::hashing::fingerprint_path;
 use corpora::{encode_targets, read_splits, EncodedTargets, Splits};
 use extract::{Extraction, Extractor};
 use layers::probe_layers;
-use probing::ProbeBench;
+use control::ControlSummary;
+use probing::{Columns, ProbeBench, Score};
 use saved::{results_fingerprint, SavedResults};
 use selection::SelectionRun;
 
@@ -57,6 +59,13 @@ pub fn check_plugins(loaded: &LoadedSpec, registry: &PluginRegistry) -> Result<(
         if let Some(stage) = stage {
             wanted.push((field, &stage.selector, PluginKind::Selector));
         }
+    }
+    for stage in &spec.selection.compare {
+        wanted.push((
+            "selection.compare.selector",
+            &stage.selector,
+            PluginKind::Selector,
+        ));
     }
     for (field, name, kind) in wanted {
         registry.find(&name.value, kind).with_context(|| {
@@ -151,14 +160,12 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
     let [train, dev, test] = &extraction.stored.splits[..] else {
         anyhow::bail!("internal error: the store returned the wrong number of splits");
     };
-    let bench = ProbeBench {
-        train,
-        dev,
-        test,
-        task: probe_task(loaded.spec.data.task, &targets),
-        settings: &loaded.spec.probe,
-        seed: loaded.spec.seed,
-    };
+    let bench = ProbeBench::new(
+        [train, dev, test],
+        probe_task(loaded.spec.data.task, &targets),
+        &loaded.spec.probe,
+        loaded.spec.seed,
+    );
     let fingerprint = results_fingerprint(loaded, &extraction.stored.manifest.key);
     let saved = if options.recompute {
         None
@@ -188,7 +195,7 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
                 states: states as usize,
             }
             .run(&layer_scores)?;
-            let results = SavedResults::new(
+            let mut results = SavedResults::new(
                 fingerprint,
                 extraction.stored.manifest.key.clone(),
                 targets.classes.clone(),
@@ -196,6 +203,9 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
                 layer_scores,
                 outcome,
             );
+            if loaded.spec.control_task {
+                results.control = Some(run_control_task(&bench, &splits, &results)?);
+            }
             results.write(&output)?;
             results
         }
@@ -219,6 +229,34 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
     crate::report::write_report(&output, &report)?;
     info!("report written to {}", output.join("report.md").display());
     Ok(report)
+}
+
+/// The control task for the oracle and the final selection.
+fn run_control_task(bench: &ProbeBench<'_>, splits: &Splits, results: &SavedResults) -> Result<ControlSummary> {
+    let Task::Classification { num_classes } = bench.task else {
+        anyhow::bail!("control tasks need a classification task");
+    };
+    let labels = control::control_labels(&splits.splits, bench.labels[0], num_classes, bench.seed)?;
+    let control = bench.with_labels([&labels[0], &labels[1], &labels[2]]);
+    let oracle_score = results.layers.last().context("no layers were probed")?.cumulative;
+    let columns = bench.train.cols;
+    let oracle = control::control_row(&control, Columns::Range(0..columns), oracle_score)?;
+    let selection = match &results.outcome.selection {
+        Some(sel) => {
+            let kept = sel
+                .neurons
+                .iter()
+                .map(|&[layer, neuron]| layer as usize * results.hidden + neuron as usize)
+                .collect();
+            let task = Score {
+                dev: sel.dev,
+                test: sel.test,
+            };
+            Some(control::control_row(&control, Columns::List(kept), task)?)
+        }
+        None => None,
+    };
+    Ok(ControlSummary { oracle, selection })
 }
 
 /// Draws the charts; a chart that cannot be drawn is a warning in the
@@ -375,6 +413,8 @@ fn assemble_report(
         layer_selector: results.outcome.layer_selector.clone(),
         clustering: results.outcome.clustering.clone(),
         selection: results.outcome.selection.clone(),
+        comparison: results.outcome.comparison.clone(),
+        control: results.control.clone(),
         results_reused,
         plots: Vec::new(),
         warnings,

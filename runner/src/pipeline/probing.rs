@@ -65,12 +65,38 @@ pub struct ProbeBench<'a> {
     pub train: &'a StoredSplit,
     pub dev: &'a StoredSplit,
     pub test: &'a StoredSplit,
+    /// Class labels of train, dev and test rows: the stored ones, or a
+    /// control task's (see [`ProbeBench::with_labels`]).
+    pub labels: [&'a [u32]; 3],
     pub task: Task,
     pub settings: &'a ProbeSettings,
     pub seed: u64,
 }
 
-impl ProbeBench<'_> {
+impl<'a> ProbeBench<'a> {
+    /// A bench over the stored splits with their own labels.
+    pub fn new(
+        [train, dev, test]: [&'a StoredSplit; 3],
+        task: Task,
+        settings: &'a ProbeSettings,
+        seed: u64,
+    ) -> Self {
+        ProbeBench {
+            train,
+            dev,
+            test,
+            labels: [train.targets.labels(), dev.targets.labels(), test.targets.labels()],
+            task,
+            settings,
+            seed,
+        }
+    }
+
+    /// The same bench with other labels for the same rows (a control task).
+    pub fn with_labels(&self, labels: [&'a [u32]; 3]) -> ProbeBench<'a> {
+        ProbeBench { labels, ..*self }
+    }
+
     /// Trains a probe on `columns` of train and scores it on dev and test.
     pub fn score(&self, columns: &Columns) -> Result<(Score, TrainedProbe)> {
         let cols = self.train.cols;
@@ -79,7 +105,7 @@ impl ProbeBench<'_> {
             &x,
             self.train.rows,
             columns.len(),
-            self.train.targets.labels(),
+            self.labels[0],
             self.train.targets.values(),
             self.task,
             self.settings,
@@ -87,18 +113,18 @@ impl ProbeBench<'_> {
         )?;
         drop(x);
         let score = Score {
-            dev: self.evaluate(&probe, self.dev, columns),
-            test: self.evaluate(&probe, self.test, columns),
+            dev: self.evaluate(&probe, self.dev, self.labels[1], columns),
+            test: self.evaluate(&probe, self.test, self.labels[2], columns),
         };
         Ok((score, probe))
     }
 
-    fn evaluate(&self, probe: &TrainedProbe, split: &StoredSplit, columns: &Columns) -> f64 {
+    fn evaluate(&self, probe: &TrainedProbe, split: &StoredSplit, labels: &[u32], columns: &Columns) -> f64 {
         let x = columns.gather(split.activations(), split.cols);
         match self.task {
             Task::Classification { .. } => accuracy(
                 &probe.predict_classes(&x, split.rows),
-                split.targets.labels(),
+                labels,
             ),
             Task::Regression => pearson(
                 &probe.predict_values(&x, split.rows),
@@ -111,8 +137,8 @@ impl ProbeBench<'_> {
     pub fn majority_baseline(&self) -> Option<Score> {
         match self.task {
             Task::Classification { .. } => Some(Score {
-                dev: majority_baseline(self.train.targets.labels(), self.dev.targets.labels()),
-                test: majority_baseline(self.train.targets.labels(), self.test.targets.labels()),
+                dev: majority_baseline(self.labels[0], self.labels[1]),
+                test: majority_baseline(self.labels[0], self.labels[2]),
             }),
             Task::Regression => None,
         }

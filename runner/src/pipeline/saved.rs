@@ -12,6 +12,7 @@ use crate::spec::LoadedSpec;
 use crate::util::atomic::write_atomic;
 use crate::util::hashing::sha256_hex;
 
+use super::control::ControlSummary;
 use super::layers::LayerScores;
 use super::selection::SelectionOutcome;
 
@@ -33,14 +34,17 @@ pub struct SavedResults {
     pub hidden: usize,
     pub layers: Vec<LayerScores>,
     pub outcome: SelectionOutcome,
+    /// Control-task scores, when the spec asks for them.
+    #[serde(default)]
+    pub control: Option<ControlSummary>,
 }
 
 /// What the saved results depend on besides the activations.
 pub fn results_fingerprint(loaded: &LoadedSpec, store_key: &str) -> String {
     let spec = &loaded.spec;
     sha256_hex(&format!(
-        "format={RESULTS_FORMAT} store={store_key} task={:?} probe={:?} seed={} selection={:?}",
-        spec.data.task, spec.probe, spec.seed, spec.selection
+        "format={RESULTS_FORMAT} store={store_key} task={:?} probe={:?} seed={} selection={:?} control={}",
+        spec.data.task, spec.probe, spec.seed, spec.selection, spec.control_task
     ))
 }
 
@@ -61,6 +65,7 @@ impl SavedResults {
             hidden,
             layers,
             outcome,
+            control: None,
         }
     }
 

@@ -73,6 +73,31 @@ pub struct FinalSelection {
     pub neurons: Vec<[u32; 2]>,
 }
 
+/// One ranker's scores at every candidate size (`compare` in a spec).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankerCurve {
+    pub selector: String,
+    pub params: serde_json::Value,
+    /// Time the ranker took to rank (its probes included, the top-N
+    /// probes not).
+    pub seconds: f64,
+    pub points: Vec<Candidate>,
+}
+
+impl RankerCurve {
+    /// The selector's name, with its parameters when it has any, so two
+    /// settings of one plugin stay apart in tables and legends.
+    pub fn label(&self) -> String {
+        match self.params.as_object() {
+            Some(map) if !map.is_empty() => {
+                let params: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{} ({})", self.selector, params.join(", "))
+            }
+            _ => self.selector.clone(),
+        }
+    }
+}
+
 /// Everything the selection stages produced.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SelectionOutcome {
@@ -80,6 +105,9 @@ pub struct SelectionOutcome {
     pub clustering: Option<FilterResult>,
     pub selection: Option<FinalSelection>,
     pub timings: SelectionTimings,
+    /// Ranker comparison curves, when the spec lists rankers to compare.
+    #[serde(default)]
+    pub comparison: Vec<RankerCurve>,
     /// The probe on the final selection's neurons (columns in the order of
     /// `selection.neurons`): what a slim model predicts with.
     pub probe: Option<TrainedProbe>,
@@ -91,6 +119,8 @@ pub struct SelectionTimings {
     pub clustering: f64,
     pub ranking: f64,
     pub top_n: f64,
+    #[serde(default)]
+    pub compare: f64,
     pub total: f64,
 }
 
@@ -193,21 +223,72 @@ impl SelectionRun<'_> {
             let ranked = self.rank(stage, &columns)?;
             outcome.timings.ranking = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let default_top_n = TopNSpec {
-                delta: 1.0,
-                fractions: None,
-                sizes: None,
-                target: None,
-            };
-            let top_n = self.spec.top_n.as_ref().unwrap_or(&default_top_n);
+            let top_n = self.top_n_spec();
             let name = stage.selector.value.clone();
-            let (selection, probe) = self.search(&name, top_n, &ranked, reference)?;
+            let (selection, probe) = self.search(&name, &top_n, &ranked, reference)?;
             outcome.selection = Some(selection);
             outcome.probe = Some(probe);
             outcome.timings.top_n = t.elapsed().as_secs_f64();
         }
+        if !self.spec.compare.is_empty() {
+            let t = Instant::now();
+            outcome.comparison = self.compare(&columns)?;
+            outcome.timings.compare = t.elapsed().as_secs_f64();
+        }
         outcome.timings.total = started.elapsed().as_secs_f64();
         Ok(outcome)
+    }
+
+    /// The spec's top-N settings, or the paper's (its grid, delta 1%).
+    fn top_n_spec(&self) -> TopNSpec {
+        self.spec.top_n.clone().unwrap_or(TopNSpec {
+            delta: 1.0,
+            fractions: None,
+            sizes: None,
+            target: None,
+        })
+    }
+
+    /// Every ranker of `compare` (and the main ranking) on the same
+    /// columns, each scored at every candidate size of the grid (no early
+    /// stop), so their curves can be drawn on one chart.
+    fn compare(&self, columns: &[usize]) -> Result<Vec<RankerCurve>> {
+        let mut stages: Vec<&SelectorStageSpec> = self.spec.ranking.iter().collect();
+        stages.extend(self.spec.compare.iter());
+        let mut grid = self.top_n_spec();
+        grid.target = None;
+        let sizes = candidate_sizes(&grid, self.states * self.hidden, columns.len());
+        let mut curves = Vec::with_capacity(stages.len());
+        for stage in stages {
+            let t = Instant::now();
+            let ranked = self.rank(stage, columns)?;
+            let seconds = t.elapsed().as_secs_f64();
+            let mut points = Vec::with_capacity(sizes.len());
+            for &n in &sizes {
+                let (score, _) = self.bench.score(&Columns::List(ranked[..n].to_vec()))?;
+                points.push(Candidate {
+                    n,
+                    dev: score.dev,
+                    test: score.test,
+                });
+            }
+            info!(
+                "compare {}: ranked in {seconds:.2} s; {}",
+                stage.selector.value,
+                points
+                    .iter()
+                    .map(|p| format!("N={} test {:.4}", p.n, p.test))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            curves.push(RankerCurve {
+                selector: stage.selector.value.clone(),
+                params: serde_json::Value::Object(stage.params.clone().unwrap_or_default()),
+                seconds,
+                points,
+            });
+        }
+        Ok(curves)
     }
 
     /// Calls a selector plugin on `columns` of the activations.
@@ -235,8 +316,8 @@ impl SelectionRun<'_> {
             task,
             train: matrix(&train, b.train.rows, columns.len())?,
             dev: matrix(&dev, b.dev.rows, columns.len())?,
-            train_labels: b.train.targets.labels().into(),
-            dev_labels: b.dev.targets.labels().into(),
+            train_labels: b.labels[0].into(),
+            dev_labels: b.labels[1].into(),
             train_targets: b.train.targets.values().into(),
             dev_targets: b.dev.targets.values().into(),
             num_classes,

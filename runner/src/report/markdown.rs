@@ -25,6 +25,8 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(out, "**Warning:** {warning}\n");
     }
     write_summary(&mut out, report);
+    write_control(&mut out, report);
+    write_comparison(&mut out, report);
     write_layer_table(&mut out, report);
     write_timings(&mut out, report);
     for chart in report.plots.iter().filter(|p| p.ends_with(".svg")) {
@@ -151,6 +153,58 @@ fn write_candidates(out: &mut String, sel: &crate::pipeline::selection::FinalSel
         let _ = writeln!(out, "| {}{mark} | {} | {} |", c.n, pct(c.dev), pct(c.test));
     }
     out.push('\n');
+}
+
+/// Task and control-task scores with selectivity (test).
+fn write_control(out: &mut String, report: &Report) {
+    let Some(control) = &report.control else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "Control task (a random label per word type, Hewitt & Liang), test:\n\n\
+         | | features | task | control | selectivity |\n|---|---:|---:|---:|---:|"
+    );
+    let rows = [("oracle", Some(&control.oracle)), ("selection", control.selection.as_ref())];
+    for (name, row) in rows {
+        if let Some(row) = row {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} |",
+                row.features,
+                pct(row.task.test),
+                pct(row.control.test),
+                pct(row.selectivity.test)
+            );
+        }
+    }
+    out.push('\n');
+}
+
+/// One row per candidate N, one test-score column per ranker.
+fn write_comparison(out: &mut String, report: &Report) {
+    let curves = &report.comparison;
+    let Some(first) = curves.first() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "Rankers compared on the same neurons (test {}, {}):\n",
+        report.metric,
+        unit(report)
+    );
+    let names: Vec<String> = curves.iter().map(|c| c.label()).collect();
+    let _ = writeln!(out, "| N | {} |", names.join(" | "));
+    let _ = writeln!(out, "|---:|{}", "---:|".repeat(curves.len()));
+    for (row, point) in first.points.iter().enumerate() {
+        let cells: Vec<String> = curves
+            .iter()
+            .map(|c| c.points.get(row).map(|p| pct(p.test)).unwrap_or_default())
+            .collect();
+        let _ = writeln!(out, "| {} | {} |", point.n, cells.join(" | "));
+    }
+    let times: Vec<String> = curves.iter().map(|c| format!("{:.2}", c.seconds)).collect();
+    let _ = writeln!(out, "| ranking time (s) | {} |\n", times.join(" | "));
 }
 
 fn write_layer_table(out: &mut String, report: &Report) {

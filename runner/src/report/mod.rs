@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::pipeline::layers::LayerScores;
 use crate::pipeline::probing::Score;
-use crate::pipeline::selection::{FilterResult, FinalSelection, LayerChoice, SelectionTimings};
+use crate::pipeline::selection::{
+    FilterResult, FinalSelection, LayerChoice, RankerCurve, SelectionTimings,
+};
 use crate::util::atomic::write_atomic;
 
 /// Everything `report.json` holds.
@@ -39,6 +41,10 @@ pub struct Report {
     pub clustering: Option<FilterResult>,
     /// The final top-N selection (CCFS).
     pub selection: Option<FinalSelection>,
+    /// Rankers compared on the same columns (`selection.compare`).
+    pub comparison: Vec<RankerCurve>,
+    /// Control task (Hewitt & Liang) and selectivity, when asked for.
+    pub control: Option<crate::pipeline::control::ControlSummary>,
     /// True when probe scores and selection came from an earlier run's
     /// `results.json` (same activations and settings).
     pub results_reused: bool,

@@ -71,7 +71,7 @@ pub fn find_font() -> Result<PathBuf, String> {
 }
 
 /// The charts: file stem and what they show.
-const CHARTS: [&str; 3] = ["layers", "neurons", "clusters"];
+const CHARTS: [&str; 4] = ["layers", "neurons", "clusters", "compare"];
 
 /// Writes every chart the report has data for into `dir`; returns the
 /// files written.
@@ -94,7 +94,8 @@ fn draw_chart<DB: DrawingBackend>(
     match name {
         "layers" => layers_chart(area, report),
         "neurons" => top_n_chart(area, report),
-        _ => cluster_chart(area, report),
+        "clusters" => cluster_chart(area, report),
+        _ => compare_chart(area, report),
     }
 }
 
@@ -349,6 +350,63 @@ fn cluster_chart<DB: DrawingBackend>(
                 .data(sizes.iter().map(|&s| (s, 1u32))),
         )
         .map_err(draw_error)?;
+    Ok(true)
+}
+
+/// Test score against N, one line per compared ranker.
+fn compare_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    report: &Report,
+) -> Result<bool> {
+    let curves = &report.comparison;
+    if curves.iter().all(|c| c.points.is_empty()) {
+        return Ok(false);
+    }
+    area.fill(&WHITE).map_err(draw_error)?;
+    let scores = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| percent(p.test)));
+    let (low, high) = bounds(scores);
+    let max_n = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.n))
+        .max()
+        .unwrap_or(1) as f64;
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!("{}: rankers compared (test {})", report.name, report.metric),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..max_n * 1.05, low..high)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("neurons kept (N)")
+        .y_desc(format!("test {} (%)", report.metric))
+        .draw()
+        .map_err(draw_error)?;
+    for (index, curve) in curves.iter().enumerate() {
+        let color = Palette99::pick(index).to_rgba();
+        let points: Vec<(f64, f64)> = curve
+            .points
+            .iter()
+            .map(|p| (p.n as f64, percent(p.test)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(draw_error)?
+            .label(format!("{}: {:.2} s", curve.label(), curve.seconds))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(draw_error)?;
+    }
+    legend(&mut chart)?;
     Ok(true)
 }
 

@@ -40,6 +40,11 @@ pub struct ExperimentSpec {
     /// per-layer probes only.
     #[serde(default)]
     pub selection: SelectionSpec,
+    /// Also train the oracle and the final selection on a control task
+    /// (Hewitt & Liang: a random label per word type) and report
+    /// selectivity = task - control. Word-level tasks only.
+    #[serde(default)]
+    pub control_task: bool,
 }
 
 fn default_seed() -> u64 {
@@ -190,6 +195,13 @@ impl ExperimentSpec {
     /// Checks the constraints between fields that serde cannot express.
     pub fn check_values(&self) -> Result<(), String> {
         self.data.check_values()?;
+        if self.control_task && self.data.task != TaskSpec::Tagging {
+            return Err(
+                "field `control_task`: control tasks assign labels to word types, so they need \
+                 `data.task: tagging`; remove the field for sentence tasks"
+                    .into(),
+            );
+        }
         if self.threads == Some(0) {
             return Err("field `threads`: must be at least 1 (or left out for all cores)".into());
         }
@@ -259,6 +271,10 @@ pub struct SelectionSpec {
     pub ranking: Option<SelectorStageSpec>,
     #[serde(default)]
     pub top_n: Option<TopNSpec>,
+    /// More rankers to compare with `ranking` on the same columns: each is
+    /// scored at every size of the top-N grid and drawn on one chart.
+    #[serde(default)]
+    pub compare: Vec<SelectorStageSpec>,
 }
 
 /// LayerSelector: the fewest layers 0..k within `delta` % of the oracle.
