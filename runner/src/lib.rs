@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod downstream;
 pub mod pipeline;
 pub mod plugins;
 pub mod probe;

@@ -43,6 +43,32 @@ fn check_selection_block(report: &serde_json::Value) -> (usize, f64) {
     (features, kept)
 }
 
+/// The four downstream classifiers ran on the selected neurons and learned
+/// the task. Floors are the measurements of BENCHMARKS.md less a margin.
+fn check_downstream(report: &serde_json::Value, features: usize) {
+    let downstream = &report["downstream"];
+    assert_eq!(downstream["feature_set"], "selection");
+    assert_eq!(downstream["features"].as_u64(), Some(features as u64));
+    let majority = number(&report["majority_baseline"]["test"], "majority");
+    let floors = [
+        ("logistic-regression", 0.85),
+        ("linear-svm", 0.83),
+        ("random-forest", 0.70),
+        ("knn", 0.75),
+    ];
+    let scores = downstream["classifiers"].as_array().expect("classifiers");
+    assert_eq!(scores.len(), floors.len(), "{downstream}");
+    for (score, (name, floor)) in scores.iter().zip(floors) {
+        assert_eq!(score["classifier"], name);
+        assert_eq!(score["features"].as_u64(), Some(features as u64));
+        let test = number(&score["test"], name);
+        assert!(
+            test > floor && test > majority + 0.3,
+            "{name}: {test} (floor {floor})"
+        );
+    }
+}
+
 #[test]
 fn ccfs_on_wsj_pos_keeps_few_neurons_and_the_oracles_accuracy() {
     let _store = store_lock();
@@ -99,9 +125,22 @@ fn ccfs_on_wsj_pos_keeps_few_neurons_and_the_oracles_accuracy() {
     // (selectivity 24.1 points), selection 91.17% vs 57.51% (33.7 points).
     let control = &report["control"];
     let selectivity = |row: &str| number(&control[row]["selectivity"]["test"], "selectivity");
-    assert!(selectivity("oracle") > 0.15, "oracle selectivity {}", selectivity("oracle"));
-    assert!(selectivity("selection") > 0.25, "selection selectivity {}", selectivity("selection"));
-    assert_eq!(control["selection"]["features"].as_u64(), Some(features as u64));
+    assert!(
+        selectivity("oracle") > 0.15,
+        "oracle selectivity {}",
+        selectivity("oracle")
+    );
+    assert!(
+        selectivity("selection") > 0.25,
+        "selection selectivity {}",
+        selectivity("selection")
+    );
+    assert_eq!(
+        control["selection"]["features"].as_u64(),
+        Some(features as u64)
+    );
+
+    check_downstream(&report, features);
 
     // The charts: SVG and PNG of each, listed in the report.
     for chart in ["layers", "neurons", "clusters"] {
@@ -175,16 +214,17 @@ fn sentiment_on_movie_snippets_beats_the_majority_class_with_few_neurons() {
         "oracle {oracle} vs majority {majority}"
     );
 
-    // Measured: 134 features (4.99%) at 96.1% of the oracle (78.24% test).
-    // The issue's 97% is not reached on this model (see BENCHMARKS.md);
-    // this asserts what is measured, with margin.
+    // Measured: a budget of 134 features (4.99%) from all layers keeps
+    // 99.9% of the oracle (81.30% test); the issue asks for at most 5% of
+    // the features at 97% of the oracle's accuracy.
     let (features, kept) = check_selection_block(&report);
     assert!(
         features <= 2688 * 5 / 100,
         "selection kept {features} features"
     );
+    assert_eq!(report["selection"]["target"], 134);
     assert!(
-        kept >= 0.94,
+        kept >= 0.97,
         "selection keeps {:.2}% of the oracle's accuracy",
         kept * 100.0
     );

@@ -1,4 +1,5 @@
-//! The model's `config.json`, mirroring Hugging Face's `BertConfig`.
+//! The model's `config.json`, mirroring Hugging Face's `BertConfig`
+//! (MPNet's is in `mpnet.rs`).
 
 use std::path::Path;
 
@@ -60,7 +61,12 @@ impl BertConfig {
                 path.display()
             )
         })?;
-        let config: BertConfig = serde_json::from_str(&text)
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and checks config.json's text; errors name `path`.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, String> {
+        let config: BertConfig = serde_json::from_str(text)
             .map_err(|e| format!("'{}' is not a BERT config: {e}", path.display()))?;
         config
             .check()
@@ -71,11 +77,12 @@ impl BertConfig {
     /// Rejects configurations this encoder would compute wrongly.
     pub fn check(&self) -> Result<(), String> {
         if let Some(kind) = self.model_type.as_deref() {
-            // RoBERTa-style models offset their positions; MPNet adds a
-            // relative bias: both would load but compute the wrong thing.
+            // RoBERTa-style models offset their positions: they would load
+            // but compute the wrong thing. (MPNet has its own config.)
             if kind != "bert" {
                 return Err(format!(
-                    "model_type '{kind}' is not supported by the candle backend (BERT only)"
+                    "model_type '{kind}' is not supported by the candle backend \
+                     (supported: bert, mpnet)"
                 ));
             }
         }

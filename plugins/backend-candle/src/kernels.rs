@@ -220,7 +220,9 @@ pub const VALUE_TILE: usize = 16;
 /// - `kt`: the keys transposed, `[d, key_stride]`, columns from `len` on
 ///   zero (`key_stride` is `len` rounded up to [`KEY_TILE`]);
 /// - `v`: `[len, value_stride]`, columns from `d` on zero (`value_stride`
-///   is `d` rounded up to [`VALUE_TILE`]).
+///   is `d` rounded up to [`VALUE_TILE`]);
+/// - `relative`: optionally, a bias by relative position, `[2 * len - 1]`:
+///   score `(i, j)` gets `relative[len - 1 + j - i]` before the softmax.
 pub struct HeadInputs<'a> {
     pub q: &'a [f32],
     pub kt: &'a [f32],
@@ -229,6 +231,7 @@ pub struct HeadInputs<'a> {
     pub d: usize,
     pub key_stride: usize,
     pub value_stride: usize,
+    pub relative: Option<&'a [f32]>,
 }
 
 dispatch!(head_attention(inputs: &HeadInputs, out: &mut [f32]) {
@@ -243,8 +246,14 @@ dispatch!(head_attention(inputs: &HeadInputs, out: &mut [f32]) {
         block[..rows * d].copy_from_slice(&q[start * d..(start + rows) * d]);
         block[rows * d..].fill(0.0);
         score_tiles::<FMA>(&block, inputs, &mut scores);
-        for row in scores.chunks_exact_mut(key_stride).take(rows) {
-            softmax_in_place::<FMA>(&mut row[..len]);
+        for (i, row) in (start..).zip(scores.chunks_exact_mut(key_stride).take(rows)) {
+            let row = &mut row[..len];
+            if let Some(relative) = inputs.relative {
+                // Keys j = 0..len of query i: relative[len - 1 - i + j].
+                let bias = &relative[len - 1 - i..2 * len - 1 - i];
+                row.iter_mut().zip(bias).for_each(|(s, b)| *s += b);
+            }
+            softmax_in_place::<FMA>(row);
         }
         let out_rows = &mut out[start * value_stride..(start + rows) * value_stride];
         context_tiles::<FMA>(&scores, inputs, rows, out_rows);
@@ -383,11 +392,12 @@ mod tests {
     #[test]
     fn head_attention_matches_the_definition() {
         for (len, d) in [(5, 3), (9, 16), (1, 8)] {
-            check_head_attention(len, d);
+            check_head_attention(len, d, false);
+            check_head_attention(len, d, true);
         }
     }
 
-    fn check_head_attention(len: usize, d: usize) {
+    fn check_head_attention(len: usize, d: usize, with_relative: bool) {
         let value = |i: usize| ((i * 7919) % 13) as f32 / 6.0 - 1.0;
         let q: Vec<f32> = (0..len * d).map(value).collect();
         let k: Vec<f32> = (0..len * d).map(|i| value(i + 100)).collect();
@@ -401,6 +411,7 @@ mod tests {
                 v_padded[j * value_stride + c] = v[j * d + c];
             }
         }
+        let relative: Vec<f32> = (0..2 * len - 1).map(|i| value(i + 300)).collect();
         let mut out = vec![0.0; len * value_stride];
         let inputs = HeadInputs {
             q: &q,
@@ -410,11 +421,19 @@ mod tests {
             d,
             key_stride,
             value_stride,
+            relative: with_relative.then_some(relative.as_slice()),
         };
         head_attention(&inputs, &mut out);
         for i in 0..len {
+            let bias = |j: usize| {
+                if with_relative {
+                    relative[len - 1 + j - i]
+                } else {
+                    0.0
+                }
+            };
             let scores: Vec<f32> = (0..len)
-                .map(|j| (0..d).map(|c| q[i * d + c] * k[j * d + c]).sum::<f32>())
+                .map(|j| (0..d).map(|c| q[i * d + c] * k[j * d + c]).sum::<f32>() + bias(j))
                 .collect();
             let total: f32 = scores.iter().map(|s| s.exp()).sum();
             for c in 0..d {

@@ -1,27 +1,34 @@
-//! Sieve backend plugin `candle`: BERT encoders in pure Rust (candle, fp32,
-//! CPU) that return every layer's hidden state.
+//! Sieve backend plugin `candle`: BERT and MPNet encoders in pure Rust
+//! (candle, fp32, CPU) that return every layer's hidden state.
+//!
+//! The architecture comes from config.json's `model_type`: `mpnet`
+//! (all-mpnet-base-v2; relative-position attention bias), else BERT
+//! (`bert`, or none given: MiniLM and other BERT-architecture models).
 //!
 //! Parameters (the spec's `model.params`, plus `model` from `model.path`):
 //!
 //! | name | meaning |
 //! |---|---|
 //! | `model` | Hugging Face model folder: config.json, model.safetensors, tokenizer.json or vocab.txt (required) |
-//! | `max_length` | longest sequence in tokens, specials included; at most the model's `max_position_embeddings` (default: that maximum). Longer units are windowed |
+//! | `max_length` | longest sequence in tokens, specials included; at most the model's longest sequence (BERT: `max_position_embeddings`; MPNet: 2 less) (default: that maximum). Longer units are windowed |
 //! | `batch_tokens` | most padded tokens per forward pass, on top of the spec's `batch_size` (default 8192); bounds memory for long sequences |
 //! | `threads` | threads for this backend's forward pass (default: `RAYON_NUM_THREADS`, else all cores) |
 //!
-//! The library is also an rlib: [`CandleBackend`] and [`BertEncoder`] can be
+//! The library is also an rlib: [`CandleBackend`] and [`Encoder`] can be
 //! used directly (tests, benchmarks).
 
 mod bert;
 mod config;
+mod encoder;
 mod kernels;
+mod mpnet;
 mod ops;
 mod params;
 mod weights;
 
-pub use bert::BertEncoder;
 pub use config::{Activation, BertConfig};
+pub use encoder::{Encoder, EncoderShape};
+pub use mpnet::MpnetConfig;
 pub use params::CandleParams;
 
 use sieve_core::{EncodeRequest, EncodedRows, EncoderPlugin, ModelDescription};
@@ -34,7 +41,7 @@ const CONCURRENT_BATCHES: usize = 2;
 
 /// A loaded model and its tokenizer, ready to encode requests.
 pub struct CandleBackend {
-    encoder: BertEncoder,
+    encoder: Encoder,
     tokenizer: TokenizerBundle,
     description: ModelDescription,
     limits: EncodeLimits,
@@ -45,21 +52,21 @@ impl CandleBackend {
     /// Loads the model folder named by `params`.
     pub fn open(params: &CandleParams) -> Result<Self, String> {
         let dir = params.model_folder()?;
-        let encoder = BertEncoder::load(&dir)?;
+        let encoder = Encoder::load(&dir)?;
         let tokenizer = TokenizerBundle::from_folder(&dir)?;
-        let config = encoder.config();
-        let max_positions = params.max_positions(config.max_position_embeddings)?;
+        let shape = encoder.shape();
+        let max_positions = params.max_positions(shape.max_positions)?;
         let description = ModelDescription {
             name: params.model_name().into(),
-            architecture: "bert".into(),
-            num_layers: config.num_hidden_layers as u32,
-            hidden_size: config.hidden_size as u32,
+            architecture: shape.architecture.into(),
+            num_layers: shape.num_layers as u32,
+            hidden_size: shape.hidden_size as u32,
             max_positions: max_positions as u32,
         };
         let limits = EncodeLimits {
             max_positions,
-            num_layers: config.num_hidden_layers,
-            hidden_size: config.hidden_size,
+            num_layers: shape.num_layers,
+            hidden_size: shape.hidden_size,
             batch_tokens: Some(params.batch_tokens()),
             concurrent_batches: CONCURRENT_BATCHES,
         };
@@ -73,7 +80,7 @@ impl CandleBackend {
         })
     }
 
-    pub fn encoder(&self) -> &BertEncoder {
+    pub fn encoder(&self) -> &Encoder {
         &self.encoder
     }
 
@@ -121,7 +128,7 @@ pub fn open(params_json: &str) -> Result<CandleBackend, String> {
 
 sieve_core::export_backend_plugin!(
     name: "candle",
-    description: "BERT encoders in candle (fp32, CPU): every layer's hidden states from a \
-                  Hugging Face folder (config.json, model.safetensors, tokenizer)",
+    description: "BERT and MPNet encoders in candle (fp32, CPU): every layer's hidden states \
+                  from a Hugging Face folder (config.json, model.safetensors, tokenizer)",
     open: open,
 );

@@ -133,7 +133,8 @@ impl InplaceOp2 for AddNorm<'_> {
 pub struct Embeddings {
     pub word: Vec<f32>,
     pub position: Vec<f32>,
-    pub token_type: Vec<f32>,
+    /// `None` for a model without token types (MPNet): types are ignored.
+    pub token_type: Option<Vec<f32>>,
     pub norm: NormParams,
 }
 
@@ -151,7 +152,9 @@ pub fn embed(tables: &Embeddings, ids: &[u32], types: &[u32], positions: &[u32])
         }
     };
     check("token id", ids, &tables.word)?;
-    check("token type", types, &tables.token_type)?;
+    if let Some(table) = &tables.token_type {
+        check("token type", types, table)?;
+    }
     check("position", positions, &tables.position)?;
     let mut out = vec![0f32; ids.len() * hidden];
     out.par_chunks_mut(hidden)
@@ -160,9 +163,12 @@ pub fn embed(tables: &Embeddings, ids: &[u32], types: &[u32], positions: &[u32])
         .for_each(|(i, values)| {
             let word = table_row(&tables.word, ids[i], hidden);
             let position = table_row(&tables.position, positions[i], hidden);
-            let kind = table_row(&tables.token_type, types[i], hidden);
-            for (((v, w), p), t) in values.iter_mut().zip(word).zip(position).zip(kind) {
-                *v = w + p + t;
+            for ((v, w), p) in values.iter_mut().zip(word).zip(position) {
+                *v = w + p;
+            }
+            if let Some(table) = &tables.token_type {
+                let kind = table_row(table, types[i], hidden);
+                values.iter_mut().zip(kind).for_each(|(v, t)| *v += t);
             }
             let norm = &tables.norm;
             kernels::add_norm(values, None, None, &norm.weight, &norm.bias, norm.eps);
@@ -250,19 +256,50 @@ impl HeadLayout {
     }
 }
 
+/// A bias on the attention scores that depends only on the heads and the
+/// relative position `j - i` of key `j` to query `i` (MPNet's), for
+/// sequences up to `max_len`: `values[head * (2 * max_len - 1) + max_len - 1
+/// + j - i]`.
+#[derive(Clone, Debug)]
+pub struct RelativeBias {
+    pub values: Vec<f32>,
+    pub max_len: usize,
+}
+
+impl RelativeBias {
+    /// The bias of one head for a sequence of `len <= max_len` tokens,
+    /// `2 * len - 1` values: score `(i, j)` gets `[len - 1 + j - i]`.
+    fn head(&self, head: usize, len: usize) -> &[f32] {
+        let width = 2 * self.max_len - 1;
+        let start = head * width + self.max_len - len;
+        &self.values[start..start + 2 * len - 1]
+    }
+}
+
 /// Multi-head self-attention of packed `[tokens, 3*hidden]` (Q|K|V, bias
-/// not yet added) -> packed context `[tokens, hidden]`.
+/// not yet added) -> packed context `[tokens, hidden]`, with `relative`
+/// added to the scores where given.
 ///
 /// Every (sequence, head) pair is one task on rayon's threads, computed at
 /// the sequence's own length: no padding, no mask, and no sequential loop of
 /// tiny GEMMs (candle's batched matmul runs its batch one GEMM at a time).
-pub fn attention(qkv: &Tensor, bias: &[f32], layout: &HeadLayout) -> Result<Tensor> {
-    qkv.apply_op1_no_bwd(&Attention { bias, layout })
+pub fn attention(
+    qkv: &Tensor,
+    bias: &[f32],
+    layout: &HeadLayout,
+    relative: Option<&RelativeBias>,
+) -> Result<Tensor> {
+    qkv.apply_op1_no_bwd(&Attention {
+        bias,
+        layout,
+        relative,
+    })
 }
 
 struct Attention<'a> {
     bias: &'a [f32],
     layout: &'a HeadLayout,
+    relative: Option<&'a RelativeBias>,
 }
 
 impl Attention<'_> {
@@ -303,6 +340,7 @@ impl Attention<'_> {
             d,
             key_stride,
             value_stride,
+            relative: self.relative.map(|r| r.head(head, len)),
         };
         kernels::head_attention(&inputs, &mut out);
         if value_stride != d {
@@ -330,6 +368,15 @@ impl CustomOp1 for Attention<'_> {
                 "attention: input {:?} does not match {shape:?}",
                 layout.dims()
             );
+        }
+        if let Some(relative) = self.relative {
+            let longest = shape.lengths.iter().copied().max().unwrap_or(0);
+            if relative.max_len == 0
+                || longest > relative.max_len
+                || relative.values.len() != heads * (2 * relative.max_len - 1)
+            {
+                bail!("attention: the relative bias does not cover {shape:?}");
+            }
         }
         let contexts: Vec<Vec<f32>> = (0..shape.batch() * heads)
             .into_par_iter()
@@ -384,15 +431,32 @@ mod tests {
         Ok(())
     }
 
-    /// The fused kernel against candle's own ops on a padded layout.
+    /// The fused kernel against candle's own ops on a packed layout, with
+    /// and without a relative-position bias.
     #[test]
     fn fused_attention_matches_candle_ops() -> Result<()> {
+        check_attention(false)?;
+        check_attention(true)
+    }
+
+    fn check_attention(with_relative: bool) -> Result<()> {
         let dev = Device::Cpu;
         let (heads, d, lengths) = (2, 4, [3usize, 1, 2]);
         let layout = HeadLayout::new(&lengths, heads, d);
         let qkv = Tensor::randn(0f32, 1.0, (6, 3 * heads * d), &dev)?;
         let bias = Tensor::randn(0f32, 1.0, 3 * heads * d, &dev)?;
-        let ours = attention(&qkv, &bias.to_vec1()?, &layout)?;
+        // Longer than every sequence: each head uses the middle of its row.
+        let max_len = 4;
+        let relative = RelativeBias {
+            values: Tensor::randn(0f32, 1.0, heads * (2 * max_len - 1), &dev)?.to_vec1()?,
+            max_len,
+        };
+        let ours = attention(
+            &qkv,
+            &bias.to_vec1()?,
+            &layout,
+            with_relative.then_some(&relative),
+        )?;
         let biased = qkv.broadcast_add(&bias)?;
         let mut start = 0;
         for &len in &lengths {
@@ -404,7 +468,21 @@ mod tests {
                     .contiguous()
             };
             let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-            let probs = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
+            let mut scores = q.matmul(&k.t()?)?;
+            if with_relative {
+                // [heads, len, len]: bias[h][(j - i) + max_len - 1].
+                let mut values = Vec::with_capacity(heads * len * len);
+                for h in 0..heads {
+                    for i in 0..len {
+                        for j in 0..len {
+                            let at = h * (2 * max_len - 1) + max_len - 1 + j - i;
+                            values.push(relative.values[at]);
+                        }
+                    }
+                }
+                scores = (scores + Tensor::from_vec(values, (heads, len, len), &dev)?)?;
+            }
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
             let context = probs
                 .matmul(&v)?
                 .transpose(0, 1)?

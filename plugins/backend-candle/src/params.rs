@@ -58,14 +58,14 @@ impl CandleParams {
             .unwrap_or_else(|| self.model.display().to_string())
     }
 
-    /// `max_length` checked against the model's position table.
+    /// `max_length` checked against the longest sequence the model takes.
     pub fn max_positions(&self, model_maximum: usize) -> Result<usize, String> {
         match self.max_length {
             None => Ok(model_maximum),
             Some(n) if (3..=model_maximum).contains(&n) => Ok(n),
             Some(n) => Err(format!(
-                "max_length {n} must be between 3 and the model's max_position_embeddings \
-                 ({model_maximum})"
+                "max_length {n} must be between 3 and the model's longest sequence \
+                 ({model_maximum} tokens)"
             )),
         }
     }

@@ -1,10 +1,11 @@
-//! Reading BERT weights from `model.safetensors`.
+//! Reading encoder weights from `model.safetensors`.
 //!
-//! Hugging Face checkpoints name BERT's tensors with a `bert.` prefix when
-//! saved from a task model (`BertForMaskedLM`, ...) and without one when
-//! saved from `BertModel` (the sentence-transformers MiniLM); both are
-//! accepted. Tensors the encoder does not use (the pooler,
-//! `embeddings.position_ids`, task heads) are never read.
+//! Hugging Face checkpoints name the encoder's tensors with a `bert.` (or
+//! `mpnet.`) prefix when saved from a task model (`BertForMaskedLM`,
+//! `MPNetForMaskedLM`, ...) and without one when saved from the bare model
+//! (the sentence-transformers MiniLM and MPNet); both are accepted. Tensors
+//! the encoder does not use (the pooler, `embeddings.position_ids`, task
+//! heads) are never read.
 
 use std::path::{Path, PathBuf};
 
@@ -31,14 +32,13 @@ impl WeightFile {
         // and every tensor is copied out of it before use.
         let tensors = unsafe { MmapedSafetensors::new(path) }
             .map_err(|e| format!("cannot read safetensors file '{}': {e}", path.display()))?;
-        let prefix = if tensors
-            .get("bert.embeddings.word_embeddings.weight")
-            .is_ok()
-        {
-            "bert."
-        } else {
-            ""
-        };
+        let prefix = ["bert.", "mpnet."]
+            .into_iter()
+            .find(|p| {
+                let name = format!("{p}embeddings.word_embeddings.weight");
+                tensors.get(&name).is_ok()
+            })
+            .unwrap_or("");
         Ok(WeightFile {
             tensors,
             prefix,

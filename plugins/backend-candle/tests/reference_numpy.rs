@@ -5,9 +5,11 @@
 //! Needs the fetched assets and the Python environment; without them the
 //! test fails and says which script to run (it never passes silently).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{cosine, max_abs_diff, python, run_reference, workspace_root, wsj_units, Reference};
 use sieve_backend_candle::{CandleBackend, CandleParams};
 use sieve_core::abi_stable::std_types::RVec;
 use sieve_core::{
@@ -18,45 +20,19 @@ use sieve_encoder_common::{build_plan, HiddenStates, PaddedBatch, Sequence};
 const SENTENCES: usize = 20;
 const MIN_COSINE: f32 = 0.995;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The model folder, the Python interpreter and the WSJ file, or a failure
 /// that names the setup script to run.
 fn requirements() -> (PathBuf, PathBuf, PathBuf) {
     let root = workspace_root();
     let model = root.join("assets/all-MiniLM-L6-v2");
     let wsj = root.join("assets/wsj/all.txt");
-    let python = root.join(".venv/bin/python");
     assert!(
         model.join("model.safetensors").is_file() && wsj.is_file(),
         "assets missing ({} / {}): run scripts/fetch-assets.sh",
         model.display(),
         wsj.display()
     );
-    assert!(
-        python.is_file(),
-        "Python environment missing ({}): run scripts/setup-python.sh",
-        python.display()
-    );
-    (model, python, wsj)
-}
-
-/// The first WSJ lines as word units (`word/TAG`, split at the last `/`).
-fn wsj_units(path: &Path, count: usize) -> Vec<TextUnit> {
-    let text = std::fs::read_to_string(path).expect("read WSJ sample");
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .take(count)
-        .map(|line| {
-            let words: Vec<&str> = line
-                .split_whitespace()
-                .map(|t| t.rsplit_once('/').map_or(t, |(word, _)| word))
-                .collect();
-            TextUnit::words(&words)
-        })
-        .collect()
+    (model, python(), wsj)
 }
 
 fn word_request(units: Vec<TextUnit>, batch_size: u32) -> EncodeRequest {
@@ -70,98 +46,8 @@ fn word_request(units: Vec<TextUnit>, batch_size: u32) -> EncodeRequest {
     }
 }
 
-/// Hidden states `[layers, sequences, seq_len, hidden]` from the NumPy script.
-struct Reference {
-    values: Vec<f32>,
-    shape: [usize; 4],
-}
-
-impl Reference {
-    fn vector(&self, layer: usize, sequence: usize, position: usize) -> &[f32] {
-        let [_, batch, seq, hidden] = self.shape;
-        let start = ((layer * batch + sequence) * seq + position) * hidden;
-        &self.values[start..start + hidden]
-    }
-}
-
 fn run_numpy(model: &Path, python: &Path, batch: &PaddedBatch) -> Reference {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rows = |values: &[u32]| -> Vec<Vec<u32>> {
-        values.chunks(batch.seq_len).map(<[u32]>::to_vec).collect()
-    };
-    let request = serde_json::json!({
-        "input_ids": rows(&batch.input_ids),
-        "attention_mask": rows(&batch.attention_mask),
-        "token_type_ids": rows(&batch.type_ids),
-    });
-    let input = dir.path().join("ids.json");
-    let output = dir.path().join("states.npy");
-    std::fs::write(&input, request.to_string()).expect("write ids");
-    let script = workspace_root().join("scripts/reference/bert_forward.py");
-    let status = Command::new(python)
-        .arg(&script)
-        .arg("--model")
-        .arg(model)
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .status()
-        .expect("run the NumPy reference");
-    assert!(status.success(), "{} failed: {status}", script.display());
-    let (values, shape) = read_npy_f32(&output);
-    let shape: [usize; 4] = shape.try_into().expect("4-d reference output");
-    Reference { values, shape }
-}
-
-/// A little-endian f32 C-order .npy file: values and shape.
-fn read_npy_f32(path: &Path) -> (Vec<f32>, Vec<usize>) {
-    let bytes = std::fs::read(path).expect("read .npy");
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "not a .npy file");
-    let (header_len, header_start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-    };
-    let header =
-        std::str::from_utf8(&bytes[header_start..header_start + header_len]).expect("utf8");
-    assert!(
-        header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"),
-        "{header}"
-    );
-    let dims = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .expect("shape");
-    let shape: Vec<usize> = dims
-        .split(',')
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| d.trim().parse().expect("dim"))
-        .collect();
-    let data = &bytes[header_start + header_len..];
-    let values = data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    (values, shape)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64) * (*y as f64))
-        .sum();
-    let norm = |v: &[f32]| {
-        v.iter()
-            .map(|x| (*x as f64) * (*x as f64))
-            .sum::<f64>()
-            .sqrt()
-    };
-    (dot / (norm(a) * norm(b)).max(1e-30)) as f32
+    run_reference("bert_forward.py", model, python, batch)
 }
 
 /// Batches of sequences per candle forward pass: 20 sentences make two
@@ -197,7 +83,8 @@ fn every_token_and_layer_matches_numpy() {
         threads: None,
     };
     let backend = CandleBackend::open(&params).expect("open the model");
-    let request = word_request(wsj_units(&wsj, SENTENCES), 8);
+    let lines: Vec<usize> = (0..SENTENCES).collect();
+    let request = word_request(wsj_units(&wsj, &lines), 8);
     let plan = build_plan(&request, backend.tokenizer(), 512).expect("plan");
     assert_eq!(
         plan.sequences.len(),
@@ -221,12 +108,7 @@ fn every_token_and_layer_matches_numpy() {
                 let candle = ours[i / CHUNK].vector(layer, i % CHUNK, p);
                 let numpy = reference.vector(layer, i, p);
                 worst = worst.min(cosine(candle, numpy));
-                let diff = candle
-                    .iter()
-                    .zip(numpy)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max);
-                max_diff = max_diff.max(diff);
+                max_diff = max_diff.max(max_abs_diff(candle, numpy));
             }
         }
         println!("layer {layer}: min cosine {worst:.7}, max |difference| {max_diff:.2e}");

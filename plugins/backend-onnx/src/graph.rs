@@ -1,9 +1,9 @@
 //! Finding the hidden states in an ONNX graph, its inputs, and the nodes a
 //! truncated pass needs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::proto::{OnnxModel, ELEM_INT32, ELEM_INT64};
+use crate::proto::{NodeProto, OnnxModel, ValueInfoProto, ELEM_INT32, ELEM_INT64};
 
 /// Layer-norm operators whose first output is a BERT hidden state: the
 /// standard op, and ONNX Runtime's fused forms (an exported graph that was
@@ -13,11 +13,6 @@ const LAYER_NORMS: [&str; 3] = [
     "SkipLayerNormalization",
     "EmbedLayerNormalization",
 ];
-
-/// `AttributeProto.AttributeType` GRAPH and GRAPHS: a node with a subgraph
-/// may read outer values its inputs do not list.
-const ATTRIBUTE_GRAPH: i32 = 5;
-const ATTRIBUTE_GRAPHS: i32 = 10;
 
 /// Where the hidden states come from, for reports and errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,23 +98,19 @@ fn trailing_number(name: &str) -> Option<usize> {
 /// one after attention and one at its output; the output one is the
 /// layer's hidden state).
 fn layer_norm_outputs(model: &OnnxModel) -> Result<HiddenStateNames, String> {
-    let norms: Vec<&str> = model
-        .nodes
-        .iter()
-        .filter(|n| LAYER_NORMS.contains(&n.op_type.as_str()))
-        .filter_map(|n| n.output.first().map(String::as_str))
-        .collect();
+    let norms = layer_norms(model);
     if norms.len() < 3 {
         return Err(format!(
-            "no hidden states found: the graph has {} LayerNormalization node(s), not the \
-             embeddings' plus two per layer of a BERT-style encoder; list the hidden states' \
-             tensor names in `hidden_states` (embeddings first)",
+            "no hidden states found: the graph has {} layer normalisation(s) (LayerNormalization \
+             nodes or their decomposed ReduceMean/Sub/Div form), not the embeddings' plus two \
+             per layer of a BERT-style encoder; list the hidden states' tensor names in \
+             `hidden_states` (embeddings first)",
             norms.len()
         ));
     }
-    if norms.len() % 2 == 0 {
+    if norms.len().is_multiple_of(2) {
         return Err(format!(
-            "cannot tell the hidden states apart: the graph has {} LayerNormalization nodes, \
+            "cannot tell the hidden states apart: the graph has {} layer normalisations, \
              expected 1 + 2 per layer (post-LN BERT); list the hidden states' tensor names in \
              `hidden_states` (embeddings first)",
             norms.len()
@@ -129,6 +120,69 @@ fn layer_norm_outputs(model: &OnnxModel) -> Result<HiddenStateNames, String> {
         names: norms.iter().step_by(2).map(|s| s.to_string()).collect(),
         source: HiddenSource::LayerNorms,
     })
+}
+
+/// The outputs of the graph's layer normalisations, in node order: the
+/// first output of a LayerNormalization-family node, or the end of a
+/// decomposed one. Exports below opset 17 have no LayerNormalization op
+/// and spell it out as `d = x - ReduceMean(x)`, `d / Sqrt(ReduceMean(d^2)
+/// + eps)`, then `* gamma + beta`: found from its `Div`.
+fn layer_norms(model: &OnnxModel) -> Vec<&str> {
+    let producer: HashMap<&str, &NodeProto> = model
+        .nodes
+        .iter()
+        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
+        .collect();
+    let mut consumers: HashMap<&str, Vec<&NodeProto>> = HashMap::new();
+    for node in &model.nodes {
+        for input in &node.input {
+            consumers.entry(input.as_str()).or_default().push(node);
+        }
+    }
+    let mut norms = Vec::new();
+    for node in &model.nodes {
+        if LAYER_NORMS.contains(&node.op_type.as_str()) {
+            norms.extend(node.output.first().map(String::as_str));
+        } else if is_decomposed_norm(node, &producer) {
+            norms.extend(after_affine(node, &consumers));
+        }
+    }
+    norms
+}
+
+/// Whether `div` is `(x - ReduceMean(x)) / ...`.
+fn is_decomposed_norm(div: &NodeProto, producer: &HashMap<&str, &NodeProto>) -> bool {
+    let produced_by = |name: Option<&String>, op: &str| {
+        name.and_then(|n| producer.get(n.as_str()).copied())
+            .filter(|node| node.op_type == op)
+    };
+    if div.op_type != "Div" {
+        return false;
+    }
+    let Some(sub) = produced_by(div.input.first(), "Sub") else {
+        return false;
+    };
+    produced_by(sub.input.get(1), "ReduceMean")
+        .is_some_and(|mean| mean.input.first().is_some() && mean.input.first() == sub.input.first())
+}
+
+/// The output of the normalisation's scale and shift: the `Div`'s output,
+/// through a following `Mul` and then `Add` when each is its only consumer.
+fn after_affine<'a>(
+    div: &'a NodeProto,
+    consumers: &HashMap<&str, Vec<&'a NodeProto>>,
+) -> Option<&'a str> {
+    let mut out = div.output.first()?.as_str();
+    for op in ["Mul", "Add"] {
+        match consumers.get(out).map(Vec::as_slice) {
+            Some([next]) if next.op_type == op => match next.output.first() {
+                Some(next_out) => out = next_out.as_str(),
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    Some(out)
 }
 
 fn produced_names(model: &OnnxModel) -> HashSet<&str> {
@@ -146,14 +200,10 @@ pub fn needed_nodes(model: &OnnxModel, outputs: &[String]) -> Vec<bool> {
     let mut wanted: HashSet<&str> = outputs.iter().map(String::as_str).collect();
     let mut keep = vec![false; model.nodes.len()];
     for (index, node) in model.nodes.iter().enumerate().rev() {
-        let has_subgraph = node
-            .attribute
-            .iter()
-            .any(|a| a.r#type == ATTRIBUTE_GRAPH || a.r#type == ATTRIBUTE_GRAPHS);
         if node.output.iter().any(|o| wanted.contains(o.as_str())) {
             keep[index] = true;
             wanted.extend(node.input.iter().map(String::as_str));
-            if has_subgraph {
+            if node.has_subgraph() {
                 // Conservative: keep everything before a control-flow node.
                 keep[..index].fill(true);
                 break;
@@ -212,6 +262,7 @@ pub fn model_inputs(model: &OnnxModel) -> Result<ModelInputs, String> {
                 ))
             }
         };
+        check_dynamic_shape(input)?;
         *slot = Some((input.name.clone(), id_type));
     }
     let missing = |what: &str| format!("the model has no '{what}' input");
@@ -222,9 +273,104 @@ pub fn model_inputs(model: &OnnxModel) -> Result<ModelInputs, String> {
     })
 }
 
+/// Batches are padded to their longest sequence, so both dimensions of an
+/// id input must be free. A fixed size is refused before any run rather than
+/// failing inside ONNX Runtime on the first batch that differs.
+fn check_dynamic_shape(input: &ValueInfoProto) -> Result<(), String> {
+    let Some(dims) = input.dims() else {
+        return Ok(()); // no shape stated: anything goes
+    };
+    let shown: Vec<String> = dims
+        .iter()
+        .map(|d| match (d.dim_value, &d.dim_param) {
+            (Some(v), _) => v.to_string(),
+            (None, Some(p)) if !p.is_empty() => p.clone(),
+            _ => "?".into(),
+        })
+        .collect();
+    if dims.len() != 2 {
+        return Err(format!(
+            "model input '{}' has shape [{}]; this backend feeds [batch, sequence]",
+            input.name,
+            shown.join(", ")
+        ));
+    }
+    if dims.iter().any(|d| d.dim_value.is_some_and(|v| v > 0)) {
+        return Err(format!(
+            "model input '{}' has the fixed shape [{}]; this backend pads each batch to its \
+             longest sequence and needs dynamic batch and sequence dimensions (re-export \
+             the model with dynamic axes for both)",
+            input.name,
+            shown.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::{Dimension, ModelProto, NodeProto, TensorShapeProto, ELEM_FLOAT};
+    use prost::Message;
+
+    fn model_with_inputs(inputs: Vec<ValueInfoProto>) -> OnnxModel {
+        let graph = crate::proto::GraphProto {
+            node: vec![NodeProto {
+                input: vec!["input_ids".into()],
+                output: vec!["y".into()],
+                op_type: "Identity".into(),
+                ..Default::default()
+            }],
+            input: inputs,
+            ..Default::default()
+        };
+        let bytes = ModelProto {
+            ir_version: 8,
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        OnnxModel::parse(bytes).expect("parse")
+    }
+
+    fn fixed(name: &str, elem_type: i32, dims: &[i64]) -> ValueInfoProto {
+        let mut info = ValueInfoProto::tensor(name, elem_type, &[]);
+        let tensor = info.r#type.as_mut().and_then(|t| t.tensor_type.as_mut());
+        tensor.expect("tensor").shape = Some(TensorShapeProto {
+            dim: dims
+                .iter()
+                .map(|&v| Dimension {
+                    dim_value: Some(v),
+                    dim_param: None,
+                })
+                .collect(),
+        });
+        info
+    }
+
+    #[test]
+    fn int32_inputs_without_token_types_are_found() {
+        let dynamic = |name| ValueInfoProto::tensor(name, ELEM_INT32, &["batch", "sequence"]);
+        let model = model_with_inputs(vec![dynamic("input_ids"), dynamic("attention_mask")]);
+        let inputs = model_inputs(&model).expect("inputs");
+        assert_eq!(inputs.input_ids, ("input_ids".into(), IdType::I32));
+        assert_eq!(inputs.token_type_ids, None);
+    }
+
+    #[test]
+    fn fixed_shapes_and_unknown_inputs_are_refused() {
+        let ok = ValueInfoProto::tensor("attention_mask", ELEM_INT64, &["b", "s"]);
+        let model = model_with_inputs(vec![fixed("input_ids", ELEM_INT64, &[1, 128]), ok.clone()]);
+        let message = model_inputs(&model).expect_err("fixed");
+        assert!(message.contains("fixed shape [1, 128]"), "{message}");
+        let model = model_with_inputs(vec![fixed("input_ids", ELEM_INT64, &[8]), ok.clone()]);
+        let message = model_inputs(&model).expect_err("rank 1");
+        assert!(message.contains("[batch, sequence]"), "{message}");
+        let pixels = ValueInfoProto::tensor("pixel_values", ELEM_FLOAT, &["b"]);
+        let model = model_with_inputs(vec![pixels, ok]);
+        let message = model_inputs(&model).expect_err("unknown");
+        assert!(message.contains("'pixel_values'"), "{message}");
+    }
 
     #[test]
     fn trailing_numbers() {

@@ -5,11 +5,12 @@
 //! Real exports only output the last hidden state. The graph is edited in
 //! memory (see [`proto`]) so that the hidden states become outputs: the
 //! tensors named by `hidden_states`, else graph outputs that already are
-//! all hidden states, else the LayerNormalization outputs of a post-LN
-//! encoder (embeddings LayerNorm, then every second one). A request for
-//! layers `0..=L` with `L < K` runs a graph pruned to the nodes those
-//! states need, so the work really stops at layer L (one session per L,
-//! built on first use and cached).
+//! all hidden states, else the layer-norm outputs of a post-LN encoder
+//! (embeddings LayerNorm, then every second one; LayerNormalization nodes,
+//! ONNX Runtime's fused forms, or the ReduceMean/Sub/Div chain of exports
+//! below opset 17). A request for layers `0..=L` with `L < K` runs a graph
+//! pruned to the nodes (and weights) those states need, so the work really
+//! stops at layer L (one session per L, built on first use and cached).
 //!
 //! Tokenisation, windowing, batching and pooling are the shared ones of
 //! `sieve-encoder-common`, so rows match the candle backend's row for row.
@@ -21,7 +22,7 @@
 //! | `model` | the .onnx file (required) |
 //! | `tokenizer` | folder with tokenizer.json or vocab.txt (default: the model's folder; relative to it when relative) |
 //! | `runtime` | libonnxruntime.so (default: `ORT_DYLIB_PATH`, `SIEVE_ORT_LIB`, else `assets/onnxruntime/` near the current directory or executable; relative to the model's folder when relative) |
-//! | `threads` | ONNX Runtime intra-op threads (default: its own choice) |
+//! | `threads` | ONNX Runtime intra-op threads (default: `RAYON_NUM_THREADS`, which the runner sets from the spec's `threads`, else ONNX Runtime's own choice) |
 //! | `optimization` | disable, basic, extended or all (default all) |
 //! | `max_length` | longest sequence in tokens, specials included (default 512); longer units are windowed |
 //! | `batch_tokens` | most padded tokens per forward pass (default 8192) |

@@ -30,7 +30,8 @@ pub struct OnnxParams {
     /// Relative paths are taken from the model file's folder.
     #[serde(default)]
     pub runtime: Option<PathBuf>,
-    /// Intra-op threads (default: ONNX Runtime's, one per physical core).
+    /// Intra-op threads (default: `RAYON_NUM_THREADS`, else ONNX Runtime's
+    /// own choice, one per physical core).
     #[serde(default)]
     pub threads: Option<usize>,
     /// disable | basic | extended | all (default all).
@@ -138,10 +139,17 @@ impl OnnxParams {
         self.batch_tokens.unwrap_or(DEFAULT_BATCH_TOKENS).max(1)
     }
 
+    /// `threads`, else `RAYON_NUM_THREADS` (the runner sets it from the
+    /// spec's `threads`, so one setting bounds every backend), else `None`:
+    /// ONNX Runtime's own choice.
     pub fn threads(&self) -> Result<Option<usize>, String> {
         match self.threads {
             Some(0) => Err("threads must be at least 1".into()),
-            other => Ok(other),
+            Some(n) => Ok(Some(n)),
+            None => Ok(std::env::var("RAYON_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|&n: &usize| n > 0)),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! length-delimited field to a message is how protobuf extends a repeated
 //! field, so new graph outputs are simply appended.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use prost::bytes::Buf;
@@ -49,6 +50,9 @@ pub struct GraphProto {
     pub node: Vec<NodeProto>,
     #[prost(string, tag = "2")]
     pub name: String,
+    /// Only the names (enough for tests that build a graph).
+    #[prost(message, repeated, tag = "5")]
+    pub initializer: Vec<TensorName>,
     #[prost(message, repeated, tag = "11")]
     pub input: Vec<ValueInfoProto>,
     #[prost(message, repeated, tag = "12")]
@@ -77,7 +81,12 @@ pub struct AttributeProto {
     pub name: String,
     #[prost(int64, tag = "3")]
     pub i: i64,
-    /// `AttributeProto.AttributeType` (2 = INT, 5 = GRAPH, 10 = GRAPHS).
+    #[prost(float, repeated, tag = "7")]
+    pub floats: Vec<f32>,
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
+    /// `AttributeProto.AttributeType` (2 = INT, 6 = FLOATS, 7 = INTS,
+    /// 5 = GRAPH, 10 = GRAPHS).
     #[prost(int32, tag = "20")]
     pub r#type: i32,
 }
@@ -128,6 +137,20 @@ pub struct Dimension {
     pub dim_param: Option<String>,
 }
 
+/// `AttributeProto.AttributeType` GRAPH and GRAPHS.
+const ATTRIBUTE_GRAPH: i32 = 5;
+const ATTRIBUTE_GRAPHS: i32 = 10;
+
+impl NodeProto {
+    /// Whether the node holds a subgraph (If, Loop, Scan): such a node may
+    /// read outer values its inputs do not list.
+    pub fn has_subgraph(&self) -> bool {
+        self.attribute
+            .iter()
+            .any(|a| a.r#type == ATTRIBUTE_GRAPH || a.r#type == ATTRIBUTE_GRAPHS)
+    }
+}
+
 impl ValueInfoProto {
     /// A tensor of `elem_type` with dynamic dimensions named `dims`.
     pub fn tensor(name: &str, elem_type: i32, dims: &[&str]) -> Self {
@@ -147,6 +170,15 @@ impl ValueInfoProto {
                 }),
             }),
         }
+    }
+
+    /// The tensor's dimensions, if it is a tensor with a stated shape.
+    pub fn dims(&self) -> Option<&[Dimension]> {
+        self.r#type
+            .as_ref()
+            .and_then(|t| t.tensor_type.as_ref())
+            .and_then(|t| t.shape.as_ref())
+            .map(|s| s.dim.as_slice())
     }
 
     /// The tensor element type, if this is a tensor.
@@ -226,6 +258,8 @@ pub struct OnnxModel {
     pub inputs: Vec<ValueInfoProto>,
     pub outputs: Vec<ValueInfoProto>,
     pub initializers: Vec<String>,
+    /// For each initializer, the index of its field in `graph_fields`.
+    initializer_fields: Vec<usize>,
     /// (value_info name, field index), so that a name that becomes an
     /// output can be dropped from value_info.
     value_infos: Vec<(String, usize)>,
@@ -272,6 +306,7 @@ impl OnnxModel {
             inputs: Vec::new(),
             outputs: Vec::new(),
             initializers: Vec::new(),
+            initializer_fields: Vec::new(),
             value_infos: Vec::new(),
             bytes: Vec::new(),
         };
@@ -288,11 +323,11 @@ impl OnnxModel {
                         .push(NodeProto::decode(payload).map_err(|e| bad("node", e))?);
                     model.node_fields.push(index);
                 }
-                GRAPH_INITIALIZER => model.initializers.push(
-                    TensorName::decode(payload)
-                        .map_err(|e| bad("initializer", e))?
-                        .name,
-                ),
+                GRAPH_INITIALIZER => {
+                    let tensor = TensorName::decode(payload).map_err(|e| bad("initializer", e))?;
+                    model.initializers.push(tensor.name);
+                    model.initializer_fields.push(index);
+                }
                 GRAPH_INPUT => model
                     .inputs
                     .push(ValueInfoProto::decode(payload).map_err(|e| bad("input", e))?),
@@ -315,13 +350,19 @@ impl OnnxModel {
     }
 
     /// The model with `outputs` (float tensors) as its only graph outputs
-    /// and, when `keep` is given, only the nodes it marks. All other bytes
-    /// are copied unchanged.
+    /// and, when `keep` is given, only the nodes it marks and the
+    /// initializers those read (the weights of pruned layers are not even
+    /// loaded). All other bytes are copied unchanged.
     pub fn with_outputs(&self, outputs: &[String], keep: Option<&[bool]>) -> Vec<u8> {
         let mut dropped = vec![false; self.graph_fields.len()];
         if let Some(keep) = keep {
             for (node, &field) in self.node_fields.iter().enumerate() {
                 dropped[field] = !keep[node];
+            }
+            if let Some(read) = self.read_by_kept_nodes(keep) {
+                for (name, &field) in self.initializers.iter().zip(&self.initializer_fields) {
+                    dropped[field] = !read.contains(name.as_str());
+                }
             }
         }
         for (index, field) in self.graph_fields.iter().enumerate() {
@@ -368,6 +409,19 @@ impl OnnxModel {
         model.extend_from_slice(&graph);
         model
     }
+
+    /// The values the kept nodes read, or `None` (all of them) when a kept
+    /// node has a subgraph, which may read outer values without listing them.
+    fn read_by_kept_nodes(&self, keep: &[bool]) -> Option<HashSet<&str>> {
+        let mut read = HashSet::new();
+        for (node, _) in self.nodes.iter().zip(keep).filter(|(_, &kept)| kept) {
+            if node.has_subgraph() {
+                return None;
+            }
+            read.extend(node.input.iter().map(String::as_str));
+        }
+        Some(read)
+    }
 }
 
 #[cfg(test)]
@@ -384,13 +438,14 @@ mod tests {
                     ..Default::default()
                 },
                 NodeProto {
-                    input: vec!["a".into()],
+                    input: vec!["a".into(), "w".into()],
                     output: vec!["b".into()],
-                    op_type: "Neg".into(),
+                    op_type: "Mul".into(),
                     ..Default::default()
                 },
             ],
             name: "g".into(),
+            initializer: vec![TensorName { name: "w".into() }],
             input: vec![ValueInfoProto::tensor("x", ELEM_FLOAT, &["n"])],
             output: vec![ValueInfoProto::tensor("b", ELEM_FLOAT, &["n"])],
         };
@@ -417,12 +472,13 @@ mod tests {
         assert_eq!(decoded.producer_name, "test");
         assert_eq!(decoded.opset_import.len(), 1);
         assert_eq!(graph.node.len(), 2);
+        assert_eq!(graph.initializer.len(), 1);
         let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
     }
 
     #[test]
-    fn pruning_drops_unmarked_nodes() {
+    fn pruning_drops_unmarked_nodes_and_their_weights() {
         let model = OnnxModel::parse(tiny()).expect("parse");
         let edited = model.with_outputs(&["a".into()], Some(&[true, false]));
         let graph = ModelProto::decode(edited.as_slice())
@@ -431,6 +487,7 @@ mod tests {
             .expect("graph");
         assert_eq!(graph.node.len(), 1);
         assert_eq!(graph.node[0].op_type, "Relu");
+        assert!(graph.initializer.is_empty(), "the pruned node's weight");
     }
 
     #[test]

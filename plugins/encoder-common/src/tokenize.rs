@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::PostProcessorWrapper;
 use tokenizers::{AddedToken, Tokenizer};
 
 /// Ids of the special tokens a BERT-style sequence is built from.
@@ -59,11 +60,12 @@ impl TokenizerBundle {
     /// Wraps a tokenizer, turning off its padding and truncation (lengths
     /// are handled by windowing, never by silent cutting).
     pub fn from_tokenizer(mut tokenizer: Tokenizer) -> Result<Self, String> {
+        // Read before padding is turned off: its pad id is the model's.
+        let special = find_special_ids(&tokenizer)?;
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(None)
             .map_err(|e| format!("cannot turn off the tokenizer's truncation: {e}"))?;
-        let special = find_special_ids(&tokenizer)?;
         Ok(TokenizerBundle { tokenizer, special })
     }
 
@@ -115,15 +117,32 @@ fn first_known(tokenizer: &Tokenizer, candidates: &[&str]) -> Option<u32> {
     candidates.iter().find_map(|t| tokenizer.token_to_id(t))
 }
 
+/// The specials the tokenizer's own post-processor and padding use, where
+/// it names them; else the first known of the usual names. MPNet's
+/// vocabulary holds BERT's `[CLS]`/`[SEP]`/`[PAD]` as well as the `<s>`,
+/// `</s>`, `<pad>` the model was trained with: only the tokenizer's
+/// settings say which pair is meant.
 fn find_special_ids(tokenizer: &Tokenizer) -> Result<SpecialIds, String> {
     let missing = |what: &str| {
         format!("the tokenizer's vocabulary has no {what} token; a BERT-style vocabulary is needed")
     };
+    let (cls, sep) = match tokenizer.get_post_processor() {
+        Some(PostProcessorWrapper::Bert(p)) => (Some(p.cls.1), Some(p.sep.1)),
+        Some(PostProcessorWrapper::Roberta(p)) => (Some(p.cls.1), Some(p.sep.1)),
+        _ => (None, None),
+    };
+    let pad = tokenizer.get_padding().map(|p| p.pad_id);
     Ok(SpecialIds {
-        cls: first_known(tokenizer, &["[CLS]", "<s>"]).ok_or_else(|| missing("[CLS]"))?,
-        sep: first_known(tokenizer, &["[SEP]", "</s>"]).ok_or_else(|| missing("[SEP]"))?,
+        cls: cls
+            .or_else(|| first_known(tokenizer, &["[CLS]", "<s>"]))
+            .ok_or_else(|| missing("[CLS]"))?,
+        sep: sep
+            .or_else(|| first_known(tokenizer, &["[SEP]", "</s>"]))
+            .ok_or_else(|| missing("[SEP]"))?,
         unk: first_known(tokenizer, &["[UNK]", "<unk>"]).ok_or_else(|| missing("[UNK]"))?,
-        pad: first_known(tokenizer, &["[PAD]", "<pad>"]).unwrap_or(0),
+        pad: pad
+            .or_else(|| first_known(tokenizer, &["[PAD]", "<pad>"]))
+            .unwrap_or(0),
     })
 }
 
@@ -210,6 +229,38 @@ pub(crate) mod tests {
                 unk: 1
             }
         );
+    }
+
+    #[test]
+    fn the_post_processor_and_padding_name_the_specials() {
+        // MPNet-style: BERT's [CLS]/[SEP]/[PAD] are in the vocabulary too,
+        // but the tokenizer adds <s> and </s> and pads with <pad>.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vocab = [
+            "<s>", "<pad>", "</s>", "[UNK]", "[PAD]", "[CLS]", "[SEP]", "the",
+        ];
+        std::fs::write(dir.path().join("vocab.txt"), vocab.join("\n")).expect("vocab");
+        let mut tokenizer = wordpiece_from_vocab(&dir.path().join("vocab.txt"), true).expect("tok");
+        tokenizer.with_post_processor(Some(
+            tokenizers::processors::roberta::RobertaProcessing::new(
+                ("</s>".into(), 2),
+                ("<s>".into(), 0),
+            ),
+        ));
+        tokenizer.with_padding(Some(tokenizers::PaddingParams {
+            pad_id: 1,
+            pad_token: "<pad>".into(),
+            ..Default::default()
+        }));
+        let bundle = TokenizerBundle::from_tokenizer(tokenizer).expect("bundle");
+        let expected = SpecialIds {
+            cls: 0,
+            sep: 2,
+            pad: 1,
+            unk: 3,
+        };
+        assert_eq!(bundle.special_ids(), expected);
+        assert!(bundle.tokenizer().get_padding().is_none());
     }
 
     #[test]

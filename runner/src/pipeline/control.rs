@@ -34,7 +34,12 @@ pub struct ControlSummary {
 /// Control labels for every word of the three splits, in row order. A
 /// word type's label depends only on the word and the seed, so it is the
 /// same wherever the word occurs, in any split.
-pub fn control_labels(splits: &[Vec<Unit>; 3], train_labels: &[u32], num_classes: usize, seed: u64) -> Result<[Vec<u32>; 3]> {
+pub fn control_labels(
+    splits: &[Vec<Unit>; 3],
+    train_labels: &[u32],
+    num_classes: usize,
+    seed: u64,
+) -> Result<[Vec<u32>; 3]> {
     if num_classes == 0 || train_labels.is_empty() {
         bail!("control task: the training split has no labels");
     }
@@ -60,7 +65,11 @@ pub fn control_labels(splits: &[Vec<Unit>; 3], train_labels: &[u32], num_classes
             .flat_map(|u| u.words.iter().map(|w| label_of(w)))
             .collect()
     };
-    Ok([labelled(&splits[0]), labelled(&splits[1]), labelled(&splits[2])])
+    Ok([
+        labelled(&splits[0]),
+        labelled(&splits[1]),
+        labelled(&splits[2]),
+    ])
 }
 
 /// FNV-1a: a stable hash (std's hasher may change between Rust versions,

@@ -2,6 +2,7 @@
 
 pub mod control;
 pub mod corpora;
+pub mod downstream;
 pub mod extract;
 pub mod host;
 pub mod layers;
@@ -25,10 +26,10 @@ use crate::spec::{LoadedSpec, TaskSpec};
 use crate::store::{ActivationStore, Manifest};
 use crate::util::hashing::fingerprint_path;
 
+use control::ControlSummary;
 use corpora::{encode_targets, read_splits, EncodedTargets, Splits};
 use extract::{Extraction, Extractor};
 use layers::probe_layers;
-use control::ControlSummary;
 use probing::{Columns, ProbeBench, Score};
 use saved::{results_fingerprint, SavedResults};
 use selection::SelectionRun;
@@ -206,6 +207,11 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
             if loaded.spec.control_task {
                 results.control = Some(run_control_task(&bench, &splits, &results)?);
             }
+            if let Some(spec) = &loaded.spec.downstream {
+                let stage = Instant::now();
+                results.downstream = Some(downstream::run_downstream(&bench, &results, spec)?);
+                timings.downstream = stage.elapsed().as_secs_f64();
+            }
             results.write(&output)?;
             results
         }
@@ -232,29 +238,32 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
 }
 
 /// The control task for the oracle and the final selection.
-fn run_control_task(bench: &ProbeBench<'_>, splits: &Splits, results: &SavedResults) -> Result<ControlSummary> {
+fn run_control_task(
+    bench: &ProbeBench<'_>,
+    splits: &Splits,
+    results: &SavedResults,
+) -> Result<ControlSummary> {
     let Task::Classification { num_classes } = bench.task else {
         anyhow::bail!("control tasks need a classification task");
     };
     let labels = control::control_labels(&splits.splits, bench.labels[0], num_classes, bench.seed)?;
     let control = bench.with_labels([&labels[0], &labels[1], &labels[2]]);
-    let oracle_score = results.layers.last().context("no layers were probed")?.cumulative;
+    let oracle_score = results
+        .layers
+        .last()
+        .context("no layers were probed")?
+        .cumulative;
     let columns = bench.train.cols;
     let oracle = control::control_row(&control, Columns::Range(0..columns), oracle_score)?;
-    let selection = match &results.outcome.selection {
-        Some(sel) => {
-            let kept = sel
-                .neurons
-                .iter()
-                .map(|&[layer, neuron]| layer as usize * results.hidden + neuron as usize)
-                .collect();
+    let selection = match (&results.outcome.selection, results.selected_columns()) {
+        (Some(sel), Some(kept)) => {
             let task = Score {
                 dev: sel.dev,
                 test: sel.test,
             };
             Some(control::control_row(&control, Columns::List(kept), task)?)
         }
-        None => None,
+        _ => None,
     };
     Ok(ControlSummary { oracle, selection })
 }
@@ -415,6 +424,7 @@ fn assemble_report(
         selection: results.outcome.selection.clone(),
         comparison: results.outcome.comparison.clone(),
         control: results.control.clone(),
+        downstream: results.downstream.clone(),
         results_reused,
         plots: Vec::new(),
         warnings,

@@ -85,7 +85,11 @@ impl<'a> ProbeBench<'a> {
             train,
             dev,
             test,
-            labels: [train.targets.labels(), dev.targets.labels(), test.targets.labels()],
+            labels: [
+                train.targets.labels(),
+                dev.targets.labels(),
+                test.targets.labels(),
+            ],
             task,
             settings,
             seed,
@@ -119,13 +123,16 @@ impl<'a> ProbeBench<'a> {
         Ok((score, probe))
     }
 
-    fn evaluate(&self, probe: &TrainedProbe, split: &StoredSplit, labels: &[u32], columns: &Columns) -> f64 {
+    fn evaluate(
+        &self,
+        probe: &TrainedProbe,
+        split: &StoredSplit,
+        labels: &[u32],
+        columns: &Columns,
+    ) -> f64 {
         let x = columns.gather(split.activations(), split.cols);
         match self.task {
-            Task::Classification { .. } => accuracy(
-                &probe.predict_classes(&x, split.rows),
-                labels,
-            ),
+            Task::Classification { .. } => accuracy(&probe.predict_classes(&x, split.rows), labels),
             Task::Regression => pearson(
                 &probe.predict_values(&x, split.rows),
                 split.targets.values(),

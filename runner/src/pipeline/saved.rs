@@ -13,6 +13,7 @@ use crate::util::atomic::write_atomic;
 use crate::util::hashing::sha256_hex;
 
 use super::control::ControlSummary;
+use super::downstream::DownstreamSummary;
 use super::layers::LayerScores;
 use super::selection::SelectionOutcome;
 
@@ -37,14 +38,17 @@ pub struct SavedResults {
     /// Control-task scores, when the spec asks for them.
     #[serde(default)]
     pub control: Option<ControlSummary>,
+    /// Downstream classifiers' scores, when the spec asks for them.
+    #[serde(default)]
+    pub downstream: Option<DownstreamSummary>,
 }
 
 /// What the saved results depend on besides the activations.
 pub fn results_fingerprint(loaded: &LoadedSpec, store_key: &str) -> String {
     let spec = &loaded.spec;
     sha256_hex(&format!(
-        "format={RESULTS_FORMAT} store={store_key} task={:?} probe={:?} seed={} selection={:?} control={}",
-        spec.data.task, spec.probe, spec.seed, spec.selection, spec.control_task
+        "format={RESULTS_FORMAT} store={store_key} task={:?} probe={:?} seed={} selection={:?} control={} downstream={:?}",
+        spec.data.task, spec.probe, spec.seed, spec.selection, spec.control_task, spec.downstream
     ))
 }
 
@@ -66,7 +70,21 @@ impl SavedResults {
             layers,
             outcome,
             control: None,
+            downstream: None,
         }
+    }
+
+    /// Store columns of the final selection's neurons, most important
+    /// first (`None` without a selection).
+    pub fn selected_columns(&self) -> Option<Vec<usize>> {
+        let selection = self.outcome.selection.as_ref()?;
+        Some(
+            selection
+                .neurons
+                .iter()
+                .map(|&[layer, neuron]| layer as usize * self.hidden + neuron as usize)
+                .collect(),
+        )
     }
 
     /// Reads `dir/results.json`.

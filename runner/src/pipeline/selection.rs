@@ -68,6 +68,9 @@ pub struct FinalSelection {
     /// The dev score the search had to stay within delta of.
     pub reference_dev: f64,
     pub delta: f64,
+    /// The fixed budget `top_n.target` asked for instead of the delta rule.
+    #[serde(default)]
+    pub target: Option<usize>,
     pub candidates: Vec<Candidate>,
     /// [layer, neuron] of every kept feature, most important first.
     pub neurons: Vec<[u32; 2]>,
@@ -438,6 +441,7 @@ impl SelectionRun<'_> {
             reduction: 100.0 * (1.0 - chosen.n as f64 / total as f64),
             reference_dev: reference.dev,
             delta: spec.delta,
+            target: spec.target,
             candidates,
             neurons: ranked[..chosen.n]
                 .iter()

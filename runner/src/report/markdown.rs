@@ -26,6 +26,7 @@ pub fn render_markdown(report: &Report) -> String {
     }
     write_summary(&mut out, report);
     write_control(&mut out, report);
+    write_downstream(&mut out, report);
     write_comparison(&mut out, report);
     write_layer_table(&mut out, report);
     write_timings(&mut out, report);
@@ -100,11 +101,14 @@ fn write_summary(out: &mut String, report: &Report) {
         );
     }
     if let Some(sel) = &report.selection {
+        let rule = match sel.target {
+            Some(n) => format!("budget {n}"),
+            None => format!("delta {}%", sel.delta),
+        };
         let _ = writeln!(
             out,
-            "| top-N by {} (delta {}%) | {} | {} | {:.1} | {} | {} |",
+            "| top-N by {} ({rule}) | {} | {} | {:.1} | {} | {} |",
             sel.selector,
-            sel.delta,
             selected_layers(&sel.neurons),
             sel.features,
             sel.reduction,
@@ -142,11 +146,16 @@ fn selected_layers(neurons: &[[u32; 2]]) -> String {
 }
 
 fn write_candidates(out: &mut String, sel: &crate::pipeline::selection::FinalSelection) {
-    let target = sel.reference_dev * (1.0 - sel.delta / 100.0);
+    let rule = match sel.target {
+        Some(n) => format!("a fixed budget of {n} neurons"),
+        None => format!(
+            "keep the first N with dev > {}",
+            pct(sel.reference_dev * (1.0 - sel.delta / 100.0))
+        ),
+    };
     let _ = writeln!(
         out,
-        "Top-N search (keep the first N with dev > {}):\n\n| N | dev | test |\n|---:|---:|---:|",
-        pct(target)
+        "Top-N search ({rule}):\n\n| N | dev | test |\n|---:|---:|---:|"
     );
     for c in &sel.candidates {
         let mark = if c.n == sel.features { " (chosen)" } else { "" };
@@ -165,7 +174,10 @@ fn write_control(out: &mut String, report: &Report) {
         "Control task (a random label per word type, Hewitt & Liang), test:\n\n\
          | | features | task | control | selectivity |\n|---|---:|---:|---:|---:|"
     );
-    let rows = [("oracle", Some(&control.oracle)), ("selection", control.selection.as_ref())];
+    let rows = [
+        ("oracle", Some(&control.oracle)),
+        ("selection", control.selection.as_ref()),
+    ];
     for (name, row) in rows {
         if let Some(row) = row {
             let _ = writeln!(
@@ -177,6 +189,42 @@ fn write_control(out: &mut String, report: &Report) {
                 pct(row.selectivity.test)
             );
         }
+    }
+    out.push('\n');
+}
+
+/// Downstream classifiers next to the linear probe on the same features.
+fn write_downstream(out: &mut String, report: &Report) {
+    let Some(downstream) = &report.downstream else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "Downstream classifiers on the {} {} features ({}):\n\n\
+         | classifier | train rows | dev | test | seconds | implementation |\n\
+         |---|---:|---:|---:|---:|---|",
+        downstream.features,
+        downstream.feature_set,
+        unit(report)
+    );
+    let _ = writeln!(
+        out,
+        "| linear probe | {} | {} | {} | | the run's probe |",
+        report.data.train_rows,
+        pct(downstream.probe.dev),
+        pct(downstream.probe.test)
+    );
+    for score in &downstream.classifiers {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} | {} |",
+            score.classifier.name(),
+            score.train_rows,
+            pct(score.dev),
+            pct(score.test),
+            score.seconds,
+            score.note
+        );
     }
     out.push('\n');
 }
@@ -259,6 +307,9 @@ fn write_timings(out: &mut String, report: &Report) {
             "ranking {:.2}, top-N search {:.2}, ",
             s.ranking, s.top_n
         );
+    }
+    if report.downstream.is_some() {
+        let _ = write!(stages, "downstream {:.2}, ", t.downstream);
     }
     let _ = writeln!(
         out,

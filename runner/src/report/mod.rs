@@ -45,6 +45,8 @@ pub struct Report {
     pub comparison: Vec<RankerCurve>,
     /// Control task (Hewitt & Liang) and selectivity, when asked for.
     pub control: Option<crate::pipeline::control::ControlSummary>,
+    /// Downstream classifiers on the selected features, when asked for.
+    pub downstream: Option<crate::pipeline::downstream::DownstreamSummary>,
     /// True when probe scores and selection came from an earlier run's
     /// `results.json` (same activations and settings).
     pub results_reused: bool,
@@ -129,6 +131,8 @@ pub struct Timings {
     pub layer_probes: f64,
     /// Stages after the layer probes (zero when skipped or reused).
     pub selection: SelectionTimings,
+    /// Downstream classifiers (zero when skipped or reused).
+    pub downstream: f64,
     pub total: f64,
 }
 

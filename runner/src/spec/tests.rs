@@ -89,3 +89,33 @@ fn a_missing_file_names_the_field_and_its_position() {
     assert!(error.contains("data.dev"), "{error}");
     assert!(error.contains("does not exist"), "{error}");
 }
+
+#[test]
+fn downstream_classifiers_are_checked_by_name_and_value() {
+    let text = format!("{VALID}downstream: {{classifiers: [knn, random-forest], trees: 5}}\n");
+    let spec = parse_spec_text(&text).unwrap();
+    let downstream = spec.downstream.expect("downstream section");
+    assert_eq!(downstream.trees, 5);
+    assert_eq!(downstream.classifiers.len(), 2);
+
+    let text = format!("{VALID}downstream: {{classifiers: [naive-bayes]}}\n");
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(
+        error.contains("naive-bayes") && error.contains("line 11"),
+        "{error}"
+    );
+    let text = format!("{VALID}downstream: {{classifiers: [knn, knn]}}\n");
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(error.contains("listed twice"), "{error}");
+    let text = format!("{VALID}downstream: {{knn_k: 0}}\n");
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(error.contains("downstream.knn_k"), "{error}");
+}
+
+#[test]
+fn downstream_classifiers_are_refused_for_regression() {
+    let text =
+        VALID.replace("task: tagging", "task: regression") + "downstream: {classifiers: [knn]}\n";
+    let error = parse_spec_text(&text).unwrap_err();
+    assert!(error.contains("regression"), "{error}");
+}

@@ -45,6 +45,11 @@ pub struct ExperimentSpec {
     /// selectivity = task - control. Word-level tasks only.
     #[serde(default)]
     pub control_task: bool,
+    /// Classifiers of the user's choice (logistic regression, linear SVM,
+    /// random forest, kNN) trained on the selected features after the
+    /// selection (on all features when there is no selection).
+    #[serde(default)]
+    pub downstream: Option<crate::downstream::DownstreamSpec>,
 }
 
 fn default_seed() -> u64 {
@@ -201,6 +206,16 @@ impl ExperimentSpec {
                  `data.task: tagging`; remove the field for sentence tasks"
                     .into(),
             );
+        }
+        if let Some(downstream) = &self.downstream {
+            if self.data.task == TaskSpec::Regression {
+                return Err(
+                    "section `downstream`: the downstream classifiers need class labels; \
+                     remove the section for regression tasks"
+                        .into(),
+                );
+            }
+            downstream.check_values()?;
         }
         if self.threads == Some(0) {
             return Err("field `threads`: must be at least 1 (or left out for all cores)".into());
