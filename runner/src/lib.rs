@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod probe;
 pub mod report;
+pub mod slim;
 pub mod spec;
 pub mod store;
 pub mod util;

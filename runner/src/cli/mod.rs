@@ -1,8 +1,10 @@
 //! The `sieve` command line.
 
 mod bench;
+mod export;
 mod logging;
 mod plugins;
+mod predict;
 mod run;
 mod validate;
 
@@ -60,6 +62,39 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Write a run's slim model: selected neurons, classifier, encoder files.
+    Export {
+        /// The output folder of `sieve run` (holds results.json, spec.yaml).
+        run_dir: PathBuf,
+        /// Folder to create for the slim model.
+        out_dir: PathBuf,
+        /// Replace OUT_DIR when it exists and is not empty.
+        #[arg(long)]
+        force: bool,
+        /// The spec the run was made from, if the run folder's spec.yaml
+        /// has relative paths that cannot be resolved otherwise.
+        #[arg(long)]
+        spec: Option<PathBuf>,
+    },
+    /// Label sentences (one per line) with an exported slim model.
+    Predict {
+        /// A folder written by `sieve export`.
+        model_dir: PathBuf,
+        /// Input text, one sentence per line (words separated by spaces for
+        /// tagging); standard input when absent or `-`.
+        file: Option<PathBuf>,
+        /// Output: `text` (word/TAG tokens or one label per line) or
+        /// `json` (one object per line).
+        #[arg(long, value_enum, default_value_t = crate::slim::OutputFormat::Text)]
+        format: crate::slim::OutputFormat,
+        /// Run every encoder layer instead of stopping at the last selected
+        /// one (same labels; for timing the saving).
+        #[arg(long)]
+        full: bool,
+        /// Plugin folder (default: SIEVE_PLUGIN_DIR, else the binary's folder).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line; errors are printed as one readable message.
@@ -77,6 +112,29 @@ pub fn main() -> ExitCode {
             repeat,
             json,
         } => bench::bench(&spec, &layers, repeat.max(1), json.as_deref()),
+        Command::Export {
+            run_dir,
+            out_dir,
+            force,
+            spec,
+        } => export::export(
+            &run_dir,
+            &out_dir,
+            &crate::slim::ExportOptions { force, spec },
+        ),
+        Command::Predict {
+            model_dir,
+            file,
+            format,
+            full,
+            plugins,
+        } => predict::predict(
+            &model_dir,
+            file.as_deref(),
+            format,
+            full,
+            plugins.as_deref(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,334 @@
+//! `manifest.json`: what a slim model folder holds and the sha256 of every
+//! other file in it, checked before anything is loaded.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bumped when the folder's layout or meaning changes.
+pub const SLIM_FORMAT: u32 = 1;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const CLASSIFIER_FILE: &str = "classifier.json";
+pub const ENCODER_DIR: &str = "encoder";
+
+/// What a slim model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlimTask {
+    /// One label per whitespace-separated word.
+    Tagging,
+    /// One label per line.
+    Classification,
+}
+
+/// The manifest of a slim model folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlimManifest {
+    /// Layout version ([`SLIM_FORMAT`]).
+    pub format: u32,
+    /// The sieve version that exported the folder.
+    pub sieve_version: String,
+    /// Backend plugin that runs the encoder.
+    pub backend: String,
+    /// The backend's parameters besides `model` (which is `encoder/`).
+    pub backend_params: serde_json::Map<String, serde_json::Value>,
+    /// Name of the encoder the run used (from its report), informative.
+    pub model_name: String,
+    /// How the encoder files were reduced; for the candle backend the full
+    /// weights are kept and the forward pass stops at `last_layer`.
+    pub encoder_note: String,
+    pub task: SlimTask,
+    /// `first`, `last` or `average`.
+    pub subword_pooling: String,
+    /// `cls` or `mean`.
+    pub sentence_pooling: String,
+    /// Sequences per forward pass.
+    pub batch_size: u32,
+    /// Hidden states 0..=last_layer are computed (the max selected layer).
+    pub last_layer: u32,
+    /// Hidden states of the full model (embeddings included).
+    pub model_layers: u32,
+    pub hidden: usize,
+    /// [layer, neuron] of each classifier input, in input order.
+    pub neurons: Vec<[u32; 2]>,
+    /// Class names in classifier-output order.
+    pub classes: Vec<String>,
+    /// The run's test score of the selected-neuron probe, informative.
+    #[serde(default)]
+    pub run_test_score: Option<f64>,
+    /// sha256 (hex) of every other file, by path relative to the folder
+    /// with `/` separators.
+    pub files: BTreeMap<String, String>,
+}
+
+impl SlimManifest {
+    /// Reads and checks `dir/manifest.json` and every file it lists: the
+    /// format version first, then each checksum. Errors name the file and
+    /// say to export again.
+    pub fn load_verified(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {}: '{}' is not a slim model folder (make one with `sieve export RUN_DIR OUT_DIR`)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let manifest = Self::parse(&text, &path)?;
+        manifest.verify_files(dir)?;
+        Ok(manifest)
+    }
+
+    /// Parses a manifest's text, checking its format version before its
+    /// fields so an old or future folder gets the version message.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).with_context(|| {
+            format!(
+                "{} is damaged (not valid JSON); re-export the model with `sieve export`",
+                path.display()
+            )
+        })?;
+        match value.get("format").and_then(serde_json::Value::as_u64) {
+            Some(format) if format == SLIM_FORMAT as u64 => {}
+            Some(format) => bail!(
+                "{} has slim model format {format}, but this sieve ({}) reads format {SLIM_FORMAT}; re-export the model with this version's `sieve export`",
+                path.display(),
+                env!("CARGO_PKG_VERSION")
+            ),
+            None => bail!(
+                "{} has no format version; re-export the model with `sieve export`",
+                path.display()
+            ),
+        }
+        let manifest: Self = serde_json::from_value(value).with_context(|| {
+            format!(
+                "{} is damaged (fields missing or of the wrong type); re-export the model with `sieve export`",
+                path.display()
+            )
+        })?;
+        manifest.check_consistent(path)?;
+        Ok(manifest)
+    }
+
+    fn check_consistent(&self, path: &Path) -> Result<()> {
+        let problem = if self.neurons.is_empty() {
+            Some("lists no neurons".to_string())
+        } else if let Some(&[layer, neuron]) = self
+            .neurons
+            .iter()
+            .find(|&&[l, n]| l > self.last_layer || n as usize >= self.hidden)
+        {
+            Some(format!(
+                "lists neuron [{layer}, {neuron}] outside layers 0..={} x {} neurons",
+                self.last_layer, self.hidden
+            ))
+        } else if self.classes.len() < 2 {
+            Some("lists fewer than two classes".to_string())
+        } else if !self.files.contains_key(CLASSIFIER_FILE) {
+            Some(format!("does not list {CLASSIFIER_FILE}"))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => bail!(
+                "{} {problem}; re-export the model with `sieve export`",
+                path.display()
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that every listed file exists with its recorded sha256.
+    pub fn verify_files(&self, dir: &Path) -> Result<()> {
+        for (relative, expected) in &self.files {
+            let path = listed_path(dir, relative)?;
+            if !path.is_file() {
+                bail!(
+                    "slim model file {} is missing; re-export the model with `sieve export`",
+                    path.display()
+                );
+            }
+            let actual = sha256_file(&path)?;
+            if &actual != expected {
+                bail!(
+                    "slim model file {} is corrupted or was modified (sha256 {actual}, manifest says {expected}); re-export the model with `sieve export`",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A manifest path joined to `dir`, refusing absolute paths and `..`.
+fn listed_path(dir: &Path, relative: &str) -> Result<PathBuf> {
+    let path = Path::new(relative);
+    let safe = !relative.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !safe {
+        bail!(
+            "{} lists the file '{relative}', which is outside the model folder; re-export the model with `sieve export`",
+            dir.join(MANIFEST_FILE).display()
+        );
+    }
+    Ok(dir.join(path))
+}
+
+/// sha256 of a whole file, as hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path) -> SlimManifest {
+        std::fs::write(dir.join(CLASSIFIER_FILE), b"{\"weights\": []}").unwrap();
+        std::fs::create_dir_all(dir.join(ENCODER_DIR)).unwrap();
+        std::fs::write(dir.join("encoder/config.json"), b"{}").unwrap();
+        let mut files = BTreeMap::new();
+        for name in [CLASSIFIER_FILE, "encoder/config.json"] {
+            files.insert(name.to_string(), sha256_file(&dir.join(name)).unwrap());
+        }
+        let manifest = SlimManifest {
+            format: SLIM_FORMAT,
+            sieve_version: "0.0.0".into(),
+            backend: "candle".into(),
+            backend_params: Default::default(),
+            model_name: "m".into(),
+            encoder_note: String::new(),
+            task: SlimTask::Tagging,
+            subword_pooling: "last".into(),
+            sentence_pooling: "cls".into(),
+            batch_size: 8,
+            last_layer: 2,
+            model_layers: 7,
+            hidden: 4,
+            neurons: vec![[2, 3], [0, 1]],
+            classes: vec!["A".into(), "B".into()],
+            run_test_score: None,
+            files,
+        };
+        std::fs::write(
+            dir.join(MANIFEST_FILE),
+            serde_json::to_string_pretty(&manifest).unwrap(),
+        )
+        .unwrap();
+        manifest
+    }
+
+    fn error(dir: &Path) -> String {
+        format!("{:#}", SlimManifest::load_verified(dir).unwrap_err())
+    }
+
+    #[test]
+    fn an_intact_folder_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = sample(dir.path());
+        assert_eq!(SlimManifest::load_verified(dir.path()).unwrap(), written);
+    }
+
+    #[test]
+    fn a_flipped_byte_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        sample(dir.path());
+        let path = dir.path().join(CLASSIFIER_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[3] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let message = error(dir.path());
+        assert!(
+            message.contains(CLASSIFIER_FILE) && message.contains("re-export"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        sample(dir.path());
+        std::fs::remove_file(dir.path().join("encoder/config.json")).unwrap();
+        let message = error(dir.path());
+        assert!(
+            message.contains("config.json") && message.contains("missing"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn another_format_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = sample(dir.path());
+        manifest.format = SLIM_FORMAT + 1;
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            serde_json::to_string(&manifest).unwrap(),
+        )
+        .unwrap();
+        let message = error(dir.path());
+        assert!(
+            message.contains("format") && message.contains("re-export"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_manifest_says_what_the_folder_should_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = error(dir.path());
+        assert!(message.contains("not a slim model folder"), "{message}");
+    }
+
+    #[test]
+    fn damaged_json_and_escaping_paths_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), "{not json").unwrap();
+        assert!(error(dir.path()).contains("not valid JSON"));
+        let mut manifest = sample(dir.path());
+        manifest.files.insert("../outside".into(), "00".into());
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            serde_json::to_string(&manifest).unwrap(),
+        )
+        .unwrap();
+        assert!(error(dir.path()).contains("outside the model folder"));
+    }
+
+    #[test]
+    fn a_neuron_beyond_the_last_layer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = sample(dir.path());
+        manifest.neurons.push([3, 0]);
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            serde_json::to_string(&manifest).unwrap(),
+        )
+        .unwrap();
+        assert!(error(dir.path()).contains("[3, 0]"));
+    }
+}
