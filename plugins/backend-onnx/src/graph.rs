@@ -163,7 +163,7 @@ fn is_decomposed_norm(div: &NodeProto, producer: &HashMap<&str, &NodeProto>) -> 
         return false;
     };
     produced_by(sub.input.get(1), "ReduceMean")
-        .is_some_and(|mean| mean.input.first().is_some() && mean.input.first() == sub.input.first())
+        .is_some_and(|mean| !mean.input.is_empty() && mean.input.first() == sub.input.first())
 }
 
 /// The output of the normalisation's scale and shift: the `Div`'s output,

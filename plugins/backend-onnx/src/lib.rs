@@ -142,9 +142,9 @@ impl OnnxBackend {
     fn probe_hidden_size(&self) -> Result<usize, String> {
         let special = self.tokenizer.special_ids();
         let batch = PaddedBatch::from_ids(&[vec![special.cls, special.sep]], special.pad);
-        let outputs = self.run(&batch, self.hidden.num_layers())?;
+        let shapes = self.run(&batch, self.hidden.num_layers(), &mut Vec::new())?;
         let mut size = None;
-        for (name, (shape, _)) in self.hidden.names.iter().zip(&outputs) {
+        for (name, shape) in self.hidden.names.iter().zip(&shapes) {
             let hidden = match shape.as_slice() {
                 [1, 2, h] if *h > 0 => *h as usize,
                 other => {
@@ -181,6 +181,19 @@ impl OnnxBackend {
             .map_err(|e| format!("ONNX Runtime session options: {e}"))?
             .with_optimization_level(self.optimization)
             .map_err(|e| format!("ONNX Runtime optimization level: {e}"))?;
+        match std::env::var("SIEVE_ORT_EXPERIMENT").as_deref() {
+            Ok("cpu") => {
+                builder = builder
+                    .with_execution_providers([ort::ep::CPU::default().build()])
+                    .map_err(|e| format!("x: {e}"))?
+            }
+            Ok("prefercpu") => {
+                builder = builder
+                    .with_auto_device(ort::session::builder::AutoDevicePolicy::PreferCPU)
+                    .map_err(|e| format!("x: {e}"))?
+            }
+            _ => {}
+        }
         if let Some(threads) = self.threads {
             builder = builder
                 .with_intra_threads(threads)
@@ -217,14 +230,15 @@ impl OnnxBackend {
             .map_err(|e| format!("cannot build an input tensor: {e}"))
     }
 
-    /// Runs the session for `last_layer` on a batch: each hidden state's
-    /// shape and values, in layer order.
-    #[allow(clippy::type_complexity)]
+    /// Runs the session for `last_layer` on a batch: appends the hidden
+    /// states' values to `values` in layer order (copied once, straight
+    /// from ONNX Runtime's buffers) and returns their shapes.
     fn run(
         &self,
         batch: &PaddedBatch,
         last_layer: usize,
-    ) -> Result<Vec<(Vec<i64>, Vec<f32>)>, String> {
+        values: &mut Vec<f32>,
+    ) -> Result<Vec<Vec<i64>>, String> {
         let session = self.session(last_layer)?;
         let shape = [batch.batch, batch.seq_len];
         let mut inputs: Vec<(String, DynValue)> = vec![
@@ -258,7 +272,8 @@ impl OnnxBackend {
                 let (shape, data) = value
                     .try_extract_tensor::<f32>()
                     .map_err(|e| format!("hidden state '{name}' is not a float tensor: {e}"))?;
-                Ok((shape.to_vec(), data.to_vec()))
+                values.extend_from_slice(data);
+                Ok(shape.to_vec())
             })
             .collect()
     }
@@ -274,13 +289,13 @@ impl OnnxBackend {
         let want = [batch.batch as i64, batch.seq_len as i64, hidden as i64];
         let mut values =
             Vec::with_capacity((last_layer + 1) * batch.batch * batch.seq_len * hidden);
-        for (name, (shape, data)) in self.hidden.names.iter().zip(self.run(batch, last_layer)?) {
+        let shapes = self.run(batch, last_layer, &mut values)?;
+        for (name, shape) in self.hidden.names.iter().zip(shapes) {
             if shape != want {
                 return Err(format!(
                     "hidden state '{name}' came back with shape {shape:?}, expected {want:?}"
                 ));
             }
-            values.extend_from_slice(&data);
         }
         HiddenStates::padded(values, last_layer + 1, batch.batch, batch.seq_len, hidden)
     }
