@@ -11,7 +11,7 @@ demo: assets build
 	$(SIEVE) run configs/quickstart.yaml
 
 test: assets test-assets python build
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace --no-fail-fast
 
 assets:
 	scripts/fetch-assets.sh

@@ -128,7 +128,13 @@ fn select_returns_sorted_representatives_one_per_cluster() {
             .select(&input, &lend_probe_host(&host))
             .expect("select");
         assert_eq!(selection.kind, SelectionKind::Filter);
-        assert!(selection.scores.is_empty() && selection.cutoffs.is_empty());
+        assert!(selection.cutoffs.is_empty());
+        // Each representative's score is the size of its cluster: every
+        // column is in exactly one cluster.
+        let sizes: Vec<f32> = selection.scores.to_vec();
+        assert_eq!(sizes.len(), selection.order.len());
+        assert!(sizes.iter().all(|&s| s >= 1.0), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<f32>(), cols as f32, "{sizes:?}");
         let order: Vec<u32> = selection.order.to_vec();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
         assert_eq!(order.len(), 5);
