@@ -7,7 +7,7 @@ Usage:
     .venv/bin/python bench/reference_pipeline.py STORE_ENTRY_DIR --sklearn
 
 STORE_ENTRY_DIR is an extraction folder of a Sieve run (it holds
-manifest.json and train/dev/test.safetensors). The recipe follows METHOD.md:
+manifest.json and the chunk files it lists). The recipe follows METHOD.md:
 Adam probe (lr 1e-3, 10 epochs, batch 128, l1 = l2 = 1e-5, unsquared L2,
 rows in file order), LayerSelector (delta 1 %), Pearson correlation +
 average linkage + distance cut at 0.3 with a seeded random representative,
@@ -30,7 +30,8 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 
-def load_split(path):
+def read_chunk(path):
+    """(activations as float32, labels) of one chunk file of the store."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -41,7 +42,17 @@ def load_split(path):
         start, end = entry["data_offsets"]
         return np.frombuffer(data[start:end], dtype=dtype).reshape(entry["shape"])
 
-    return tensor("activations", "<f4"), tensor("labels", "<u4").astype(np.int64)
+    stored = "<f2" if header["activations"]["dtype"] == "F16" else "<f4"
+    return tensor("activations", stored).astype(np.float32), tensor("labels", "<u4").astype(np.int64)
+
+
+def load_split(entry, name):
+    """A split of a store entry: its chunk files (listed in the manifest, in
+    row order) concatenated."""
+    manifest = json.load(open(os.path.join(entry, "manifest.json")))
+    split = next(s for s in manifest["splits"] if s["name"] == name)
+    chunks = [read_chunk(os.path.join(entry, c["file"])) for c in split["chunks"]]
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
 
 def train_probe(x, y, classes, seed=42, epochs=10, batch=128, lr=1e-3, l1=1e-5, l2=1e-5):
@@ -129,7 +140,7 @@ def paper_sizes(total, available):
 
 
 def run_recipe(entry, layers, hidden):
-    train, dev, test = (load_split(os.path.join(entry, f"{s}.safetensors")) for s in ("train", "dev", "test"))
+    train, dev, test = (load_split(entry, s) for s in ("train", "dev", "test"))
     classes = int(max(train[1].max(), dev[1].max(), test[1].max())) + 1
     total = layers * hidden
     times, results = {}, {}
@@ -172,7 +183,7 @@ def run_recipe(entry, layers, hidden):
 def run_sklearn(entry, threads, max_iter):
     from sklearn.linear_model import LogisticRegression
 
-    train, dev, test = (load_split(os.path.join(entry, f"{s}.safetensors")) for s in ("train", "dev", "test"))
+    train, dev, test = (load_split(entry, s) for s in ("train", "dev", "test"))
     t = time.perf_counter()
     model = LogisticRegression(l1_ratio=0.5, C=1.0, solver="saga", max_iter=max_iter)
     model.fit(train[0], train[1])

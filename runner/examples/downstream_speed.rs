@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 
 use sieve_runner::downstream::{train_and_score, ClassifierKind, DownstreamSpec};
-use sieve_runner::store::{ActivationStore, StoredSplit};
+use sieve_runner::store::{ActivationStore, Columns, StoredSplit};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,16 +35,9 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("the entry does not have three splits");
     };
     let num_classes = stored.manifest.labels.len();
-    let pick = |split: &StoredSplit| -> Vec<f32> {
-        let x = split.activations();
-        let mut out = Vec::with_capacity(split.rows * columns.len());
-        for r in 0..split.rows {
-            let row = &x[r * split.cols..(r + 1) * split.cols];
-            out.extend(columns.iter().map(|&c| row[c]));
-        }
-        out
-    };
-    let (xtr, xdv, xte) = (pick(train), pick(dev), pick(test));
+    let selected = Columns::List(columns.clone());
+    let pick = |split: &StoredSplit| split.gather(&selected);
+    let (xtr, xdv, xte) = (pick(train)?, pick(dev)?, pick(test)?);
     let mut spec = DownstreamSpec::default();
     if let Ok(v) = std::env::var("MAX_TRAIN_ROWS") {
         spec.max_train_rows = v.parse()?;

@@ -32,9 +32,10 @@ fn main() -> anyhow::Result<()> {
     let task = Task::Classification {
         num_classes: stored.manifest.labels.len(),
     };
+    let x = train.all_columns()?;
     let started = Instant::now();
     let probe = train_probe(
-        train.activations(),
+        &x,
         train.rows,
         train.cols,
         train.targets.labels(),
@@ -44,11 +45,11 @@ fn main() -> anyhow::Result<()> {
         42,
     )?;
     let seconds = started.elapsed().as_secs_f64();
-    let score = |split: &sieve_runner::store::StoredSplit| {
-        accuracy(
-            &probe.predict_classes(split.activations(), split.rows),
+    let score = |split: &sieve_runner::store::StoredSplit| -> anyhow::Result<f64> {
+        Ok(accuracy(
+            &probe.predict_classes(&split.all_columns()?, split.rows),
             split.targets.labels(),
-        )
+        ))
     };
     println!(
         "{} x {} features, {:?}{}: {seconds:.2} s, dev {:.4}, test {:.4} ({})",
@@ -60,8 +61,8 @@ fn main() -> anyhow::Result<()> {
         } else {
             ""
         },
-        score(dev),
-        score(test),
+        score(dev)?,
+        score(test)?,
         probe.solver_note
     );
     Ok(())

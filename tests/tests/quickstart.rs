@@ -128,24 +128,30 @@ fn stored_activations_are_readable_by_numpy() {
         entry.join("manifest.json").exists(),
         "the report names a finished store entry"
     );
+    // Every chunk of the dev split, in the manifest's order.
     let script = r#"
-import json, struct, sys, numpy as np
-path = sys.argv[1]
-with open(path, 'rb') as f:
-    n = struct.unpack('<Q', f.read(8))[0]
-    header = json.loads(f.read(n))
-    data = f.read()
-a = header['activations']
-start, end = a['data_offsets']
-x = np.frombuffer(data[start:end], dtype='<f4').reshape(a['shape'])
-l = header['labels']
-labels = np.frombuffer(data[l['data_offsets'][0]:l['data_offsets'][1]], dtype='<u4')
+import json, os, struct, sys, numpy as np
+entry = sys.argv[1]
+manifest = json.load(open(os.path.join(entry, 'manifest.json')))
+dev = next(s for s in manifest['splits'] if s['name'] == 'dev')
+xs, ys = [], []
+for chunk in dev['chunks']:
+    with open(os.path.join(entry, chunk['file']), 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    a = header['activations']
+    start, end = a['data_offsets']
+    xs.append(np.frombuffer(data[start:end], dtype='<f4').reshape(a['shape']))
+    l = header['labels']
+    ys.append(np.frombuffer(data[l['data_offsets'][0]:l['data_offsets'][1]], dtype='<u4'))
+x, labels = np.concatenate(xs), np.concatenate(ys)
 print(x.shape[0], x.shape[1], labels.shape[0], float(np.abs(x).sum()) > 0)
 "#;
     let result = std::process::Command::new(python)
         .arg("-c")
         .arg(script)
-        .arg(entry.join("dev.safetensors"))
+        .arg(&entry)
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&result.stdout);

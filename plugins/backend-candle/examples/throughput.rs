@@ -80,6 +80,7 @@ fn main() -> Result<(), String> {
         max_length: None,
         batch_tokens: args.batch_tokens,
         threads: None,
+        device: None,
     };
     let load = Instant::now();
     let backend = CandleBackend::open(&params)?;

@@ -49,8 +49,8 @@ impl EncoderShape {
 /// A dense layer with its weight stored `[in, out]`; the bias is added by
 /// the fused op that follows the GEMM.
 pub(crate) struct Linear {
-    weight_t: Tensor,
-    bias: Vec<f32>,
+    pub(crate) weight_t: Tensor,
+    pub(crate) bias: Vec<f32>,
 }
 
 impl Linear {
@@ -132,12 +132,12 @@ pub(crate) struct LayerSizes {
 /// One transformer block: self-attention and feed-forward, each followed by
 /// a residual connection and LayerNorm (post-norm, as in BERT and MPNet).
 pub(crate) struct EncoderLayer {
-    qkv: Linear,
-    attention_out: Linear,
-    attention_norm: NormParams,
-    ffn_in: Linear,
-    ffn_out: Linear,
-    ffn_norm: NormParams,
+    pub(crate) qkv: Linear,
+    pub(crate) attention_out: Linear,
+    pub(crate) attention_norm: NormParams,
+    pub(crate) ffn_in: Linear,
+    pub(crate) ffn_out: Linear,
+    pub(crate) ffn_norm: NormParams,
 }
 
 impl EncoderLayer {
@@ -278,15 +278,12 @@ impl Encoder {
         &self.parts.shape
     }
 
-    /// Hidden states `0..=last_layer` of a padded batch (packed layout);
-    /// only layers `1..=last_layer` are computed. Where `batch.needed` marks
-    /// positions, the last layer's output projection and feed-forward run
-    /// at those positions only, and its other rows are zero.
-    pub fn hidden_states(
-        &self,
-        batch: &PaddedBatch,
-        last_layer: usize,
-    ) -> Result<HiddenStates, String> {
+    pub(crate) fn parts(&self) -> &EncoderParts {
+        &self.parts
+    }
+
+    /// Checks a batch against the model before a forward pass.
+    pub(crate) fn check_batch(&self, batch: &PaddedBatch, last_layer: usize) -> Result<(), String> {
         let shape = &self.parts.shape;
         if last_layer > shape.num_layers {
             return Err(format!(
@@ -308,6 +305,20 @@ impl Encoder {
                 batch.seq_len, shape.max_positions
             ));
         }
+        Ok(())
+    }
+
+    /// Hidden states `0..=last_layer` of a padded batch (packed layout);
+    /// only layers `1..=last_layer` are computed. Where `batch.needed` marks
+    /// positions, the last layer's output projection and feed-forward run
+    /// at those positions only, and its other rows are zero.
+    pub fn hidden_states(
+        &self,
+        batch: &PaddedBatch,
+        last_layer: usize,
+    ) -> Result<HiddenStates, String> {
+        self.check_batch(batch, last_layer)?;
+        let shape = &self.parts.shape;
         let values = self
             .forward(batch, last_layer)
             .and_then(|states| copy_out(&states))

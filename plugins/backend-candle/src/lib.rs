@@ -19,6 +19,7 @@
 
 mod bert;
 mod config;
+mod device_forward;
 mod encoder;
 mod kernels;
 mod mpnet;
@@ -31,6 +32,7 @@ pub use encoder::{Encoder, EncoderShape};
 pub use mpnet::MpnetConfig;
 pub use params::CandleParams;
 
+pub use device_forward::{parse_device, DeviceEncoder};
 use sieve_core::{EncodeRequest, EncodedRows, EncoderPlugin, ModelDescription};
 use sieve_encoder_common::{encode_request, EncodeLimits, TokenizerBundle};
 
@@ -42,6 +44,8 @@ const CONCURRENT_BATCHES: usize = 2;
 /// A loaded model and its tokenizer, ready to encode requests.
 pub struct CandleBackend {
     encoder: Encoder,
+    /// The same weights on a GPU, when `device` names one.
+    on_device: Option<DeviceEncoder>,
     tokenizer: TokenizerBundle,
     description: ModelDescription,
     limits: EncodeLimits,
@@ -71,8 +75,16 @@ impl CandleBackend {
             concurrent_batches: CONCURRENT_BATCHES,
         };
         let pool = params.thread_pool()?;
+        let on_device = match params.device.as_deref().map(parse_device).transpose()? {
+            Some(device) if !device.is_cpu() => Some(
+                DeviceEncoder::new(&encoder, &device)
+                    .map_err(|e| format!("cannot copy the model to {device:?}: {e}"))?,
+            ),
+            _ => None,
+        };
         Ok(CandleBackend {
             encoder,
+            on_device,
             tokenizer,
             description,
             limits,
@@ -93,7 +105,10 @@ impl CandleBackend {
             request,
             &self.tokenizer,
             &self.limits,
-            |batch, last_layer| self.encoder.hidden_states(batch, last_layer),
+            |batch, last_layer| match &self.on_device {
+                Some(gpu) => gpu.hidden_states(&self.encoder, batch, last_layer),
+                None => self.encoder.hidden_states(batch, last_layer),
+            },
         )
     }
 }

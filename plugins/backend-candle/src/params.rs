@@ -25,13 +25,17 @@ pub struct CandleParams {
     /// Threads for the forward pass (default: rayon's global pool).
     #[serde(default)]
     pub threads: Option<usize>,
+    /// `cpu` (default), `cuda` or `cuda:N`; a GPU needs a build with the
+    /// `cuda` feature.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 impl CandleParams {
     pub fn from_json(json: &str) -> Result<Self, String> {
         serde_json::from_str(json).map_err(|e| {
             format!(
-                "candle backend parameters: {e} (known: model, max_length, batch_tokens, threads)"
+                "candle backend parameters: {e} (known: model, max_length, batch_tokens, threads, device)"
             )
         })
     }

@@ -79,6 +79,7 @@ fn every_token_and_layer_matches_numpy() {
         max_length: None,
         batch_tokens: None,
         threads: None,
+        device: None,
     };
     let backend = CandleBackend::open(&params).expect("open all-mpnet-base-v2");
     let description = backend.describe();

@@ -81,6 +81,7 @@ fn every_token_and_layer_matches_numpy() {
         max_length: None,
         batch_tokens: None,
         threads: None,
+        device: None,
     };
     let backend = CandleBackend::open(&params).expect("open the model");
     let lines: Vec<usize> = (0..SENTENCES).collect();

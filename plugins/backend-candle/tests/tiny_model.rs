@@ -106,6 +106,7 @@ fn backend_for(dir: &Path, max_length: Option<usize>) -> CandleBackend {
         max_length,
         batch_tokens: None,
         threads: None,
+        device: None,
     };
     CandleBackend::open(&params).expect("open tiny model")
 }

@@ -101,6 +101,7 @@ fn backend_for(dir: &Path) -> CandleBackend {
         max_length: None,
         batch_tokens: None,
         threads: None,
+        device: None,
     };
     CandleBackend::open(&params).expect("open tiny MPNet")
 }

@@ -28,10 +28,12 @@
 //! | `batch_tokens` | most padded tokens per forward pass (default 8192) |
 //! | `hidden_states` | tensor names of hidden states 0..=K, embeddings first (default: found in the graph) |
 
-pub mod graph;
 mod params;
-pub mod proto;
 pub mod runtime;
+
+// The graph code has no ONNX Runtime in it and lives in its own crate,
+// shared with the runner's `sieve export`; re-exported under the old paths.
+pub use sieve_onnx_graph::{graph, proto};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -174,9 +176,7 @@ impl OnnxBackend {
         if let Some(session) = sessions.get(&last_layer) {
             return Ok(Arc::clone(session));
         }
-        let outputs = &self.hidden.names[..=last_layer];
-        let keep = graph::needed_nodes(&self.model, outputs);
-        let bytes = self.model.with_outputs(outputs, Some(&keep));
+        let bytes = graph::truncated_model(&self.model, &self.hidden, last_layer);
         // The CPU provider named explicitly, with ONNX Runtime's own default
         // arena (ort's `CPU::default()` turns the arena off, and a session
         // without providers gets ort's automatic device policy, which prefers

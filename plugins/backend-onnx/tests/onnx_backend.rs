@@ -182,6 +182,50 @@ fn truncated_passes_equal_the_full_pass() {
     }
 }
 
+/// What `sieve export` saves: the graph cut after hidden state L, written
+/// to a file, reopened with its outputs named as the hidden states (one
+/// name for L = 0: the embeddings only). It runs L layers and gives the
+/// full pass's states.
+#[test]
+fn a_saved_graph_cut_after_a_layer_runs_as_a_model_of_its_own() {
+    let full_model = onnx_model();
+    let onnx = sieve_backend_onnx::open(&onnx_params(&full_model)).expect("open onnx");
+    let units = || wsj_sentences("dev", 12);
+    let full = onnx.encode(&word_request(units(), 6)).expect("full pass");
+    let bytes = std::fs::read(&full_model).expect("read the model");
+    let model = sieve_backend_onnx::proto::OnnxModel::parse(bytes.clone()).expect("parse");
+    let hidden = onnx.hidden_state_names();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for last_layer in [0usize, 2] {
+        let pruned = sieve_backend_onnx::graph::truncated_model(&model, hidden, last_layer);
+        assert!(pruned.len() < bytes.len());
+        let path = dir.path().join(format!("cut-{last_layer}.onnx"));
+        std::fs::write(&path, pruned).expect("write the cut graph");
+        let params = serde_json::json!({
+            "model": path,
+            "tokenizer": tokenizer_dir(),
+            "runtime": runtime(),
+            "threads": 2,
+            "hidden_states": &hidden.names[..=last_layer],
+        });
+        let cut = sieve_backend_onnx::open(&params.to_string()).expect("open the cut graph");
+        assert_eq!(cut.describe().num_layers as usize, last_layer);
+        let short = cut
+            .encode(&word_request(units(), last_layer as u32))
+            .expect("encode with the cut graph");
+        assert_eq!((short.rows, short.hidden), (full.rows, full.hidden));
+        let mut largest = 0f32;
+        for row in 0..short.rows as usize {
+            for layer in 0..=last_layer {
+                let (a, b) = (state(&short, row, layer), state(&full, row, layer));
+                let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs());
+                largest = diff.fold(largest, f32::max);
+            }
+        }
+        assert!(largest < 1e-4, "L={last_layer}: differs by {largest}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Toy exports: a tiny post-LN "encoder" (hidden size 4) made of standard ONNX
 // operators, to check the layouts the real model does not have.

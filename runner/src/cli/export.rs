@@ -18,6 +18,7 @@ pub fn export(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Result
         manifest.classes.len(),
         out_dir.display()
     );
+    println!("encoder: {}", manifest.encoder_note);
     println!("label text with: sieve predict {} FILE", out_dir.display());
     Ok(())
 }

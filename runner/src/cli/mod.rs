@@ -1,7 +1,9 @@
 //! The `sieve` command line.
 
 mod bench;
+mod bench_slim;
 mod export;
+mod extract;
 mod logging;
 mod plugins;
 mod predict;
@@ -37,6 +39,29 @@ enum Command {
         #[arg(long)]
         recompute: bool,
     },
+    /// Extract a spec's activations into its store without running the
+    /// experiment: all of them, or one shard of a cluster job.
+    ///
+    /// Interrupted extractions resume at the first missing chunk. With
+    /// `--shard i/n` only every n-th chunk (from i) is extracted; run the n
+    /// shards anywhere (a Slurm array, a Kubernetes indexed job), then
+    /// `sieve merge` joins them.
+    Extract {
+        /// The experiment spec (YAML).
+        spec: PathBuf,
+        /// INDEX/COUNT, 0-based: e.g. `--shard $SLURM_ARRAY_TASK_ID/8`.
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Join the chunks extracted by `sieve extract --shard` into one
+    /// complete store entry for the spec.
+    Merge {
+        /// The experiment spec the shards ran with.
+        spec: PathBuf,
+        /// Store folders the shards wrote to, when not the spec's own store
+        /// (their chunks are copied into it).
+        sources: Vec<PathBuf>,
+    },
     /// Check a spec (fields, types, files, plugins, data) without running it.
     Validate {
         /// The experiment spec (YAML).
@@ -48,12 +73,16 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Measure extraction throughput, full and truncated, on a spec's data.
+    /// Measure extraction throughput, full and truncated, on a spec's data;
+    /// or, with --slim, an exported slim model against the full model and
+    /// the oracle probe.
     Bench {
-        /// The experiment spec whose model and data are used.
-        spec: PathBuf,
+        /// The experiment spec whose model and data are used (not with
+        /// --slim).
+        #[arg(required_unless_present = "slim", conflicts_with = "slim")]
+        spec: Option<PathBuf>,
         /// Last hidden states to time (comma-separated); default: every one.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', conflicts_with = "slim")]
         layers: Vec<u32>,
         /// Timed passes per setting (the fastest is reported).
         #[arg(long, default_value_t = 1)]
@@ -61,8 +90,30 @@ enum Command {
         /// Also write the measurements as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Time this slim model (a folder written by `sieve export`) and the
+        /// full model it was cut from with the run's oracle probe, labelling
+        /// the same sentences.
+        #[arg(long, value_name = "MODEL_DIR")]
+        slim: Option<PathBuf>,
+        /// With --slim: sentences to label, one per line (default: the
+        /// run's test split, which also gives both models' accuracy).
+        #[arg(long, requires = "slim")]
+        input: Option<PathBuf>,
+        /// With --slim: copies of the input labelled per timed pass
+        /// (default: enough for 10,000 words).
+        #[arg(long, requires = "slim")]
+        copies: Option<usize>,
+        /// With --slim: the full model (folder or .onnx file) in place of
+        /// the one recorded at export.
+        #[arg(long, requires = "slim")]
+        full_model: Option<PathBuf>,
+        /// With --slim: plugin folder (default: SIEVE_PLUGIN_DIR, else the
+        /// binary's folder).
+        #[arg(long, requires = "slim")]
+        plugins: Option<PathBuf>,
     },
-    /// Write a run's slim model: selected neurons, classifier, encoder files.
+    /// Write a run's slim model: the encoder cut after the last selected
+    /// layer, the selected neurons, their classifier and the tokenizer.
     Export {
         /// The output folder of `sieve run` (holds results.json, spec.yaml).
         run_dir: PathBuf,
@@ -87,10 +138,6 @@ enum Command {
         /// `json` (one object per line).
         #[arg(long, value_enum, default_value_t = crate::slim::OutputFormat::Text)]
         format: crate::slim::OutputFormat,
-        /// Run every encoder layer instead of stopping at the last selected
-        /// one (same labels; for timing the saving).
-        #[arg(long)]
-        full: bool,
         /// Plugin folder (default: SIEVE_PLUGIN_DIR, else the binary's folder).
         #[arg(long)]
         plugins: Option<PathBuf>,
@@ -104,6 +151,8 @@ pub fn main() -> ExitCode {
         Command::Run { spec, recompute } => {
             run::run(&spec, crate::pipeline::RunOptions { recompute })
         }
+        Command::Extract { spec, shard } => extract::extract(&spec, shard.as_deref()),
+        Command::Merge { spec, sources } => extract::merge(&spec, &sources),
         Command::Validate { spec } => validate::validate(&spec),
         Command::Plugins { dir } => plugins::list(dir.as_deref()),
         Command::Bench {
@@ -111,7 +160,27 @@ pub fn main() -> ExitCode {
             layers,
             repeat,
             json,
-        } => bench::bench(&spec, &layers, repeat.max(1), json.as_deref()),
+            slim,
+            input,
+            copies,
+            full_model,
+            plugins,
+        } => match (slim, spec) {
+            (Some(model_dir), _) => bench_slim::bench_slim(&bench_slim::SlimBenchOptions {
+                model_dir,
+                input,
+                copies,
+                repeat: repeat.max(1),
+                full_model,
+                plugins,
+                json,
+            }),
+            (None, Some(spec)) => bench::bench(&spec, &layers, repeat.max(1), json.as_deref()),
+            // clap requires one of the two.
+            (None, None) => Err(anyhow::anyhow!(
+                "sieve bench needs a SPEC or --slim MODEL_DIR"
+            )),
+        },
         Command::Export {
             run_dir,
             out_dir,
@@ -126,15 +195,8 @@ pub fn main() -> ExitCode {
             model_dir,
             file,
             format,
-            full,
             plugins,
-        } => predict::predict(
-            &model_dir,
-            file.as_deref(),
-            format,
-            full,
-            plugins.as_deref(),
-        ),
+        } => predict::predict(&model_dir, file.as_deref(), format, plugins.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

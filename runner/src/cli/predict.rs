@@ -11,14 +11,10 @@ pub fn predict(
     model_dir: &Path,
     file: Option<&Path>,
     format: OutputFormat,
-    full: bool,
     plugins: Option<&Path>,
 ) -> Result<()> {
     super::logging::init_stderr();
-    let mut model = SlimModel::open(model_dir, plugins)?;
-    if full {
-        model.run_full_encoder();
-    }
+    let model = SlimModel::open(model_dir, plugins)?;
     let lines = read_lines(file)?;
     let labels = model.predict(&lines)?;
     let stdout = std::io::stdout();
@@ -29,7 +25,7 @@ pub fn predict(
 }
 
 /// Lines of `file`, or of standard input without one (or with `-`).
-fn read_lines(file: Option<&Path>) -> Result<Vec<String>> {
+pub(super) fn read_lines(file: Option<&Path>) -> Result<Vec<String>> {
     let mut text = String::new();
     match file.filter(|f| f.as_os_str() != "-") {
         Some(path) => {

@@ -34,8 +34,9 @@ pub fn run_downstream(
         bail!("downstream classifiers need a classification task");
     };
     let (feature_set, columns, probe) = feature_set(bench, results)?;
-    let [train, dev, test] = [bench.train, bench.dev, bench.test]
-        .map(|split| columns.gather(split.activations(), split.cols));
+    let train = bench.train.gather(&columns)?;
+    let dev = bench.dev.gather(&columns)?;
+    let test = bench.test.gather(&columns)?;
     let mut classifiers = Vec::with_capacity(spec.classifiers.len());
     for &kind in &spec.classifiers {
         let score = train_and_score(

@@ -11,7 +11,8 @@ use crate::data::Unit;
 use crate::plugins::LoadedPlugin;
 use crate::spec::LoadedSpec;
 use crate::store::{
-    ActivationStore, Manifest, SplitArrays, SplitEntry, SplitTargets, StoredExtraction, SPLITS,
+    ActivationStore, ChunkArrays, ChunkEntry, ChunkPlan, Manifest, PendingExtraction, PlannedChunk,
+    Shard, StorageDtype, StoredExtraction, SPLITS,
 };
 
 use super::corpora::{EncodedTargets, Splits};
@@ -107,12 +108,28 @@ impl Extractor<'_> {
         Ok(())
     }
 
+    /// The chunk plan of `splits` for this spec's `store.chunk_rows`.
+    pub fn plan(&self, splits: &Splits) -> ChunkPlan {
+        let word_level = self.loaded.spec.data.is_word_level();
+        let rows: Vec<Vec<usize>> = splits
+            .splits
+            .iter()
+            .map(|units| {
+                units
+                    .iter()
+                    .map(|u| if word_level { u.words.len() } else { 1 })
+                    .collect()
+            })
+            .collect();
+        ChunkPlan::new(&rows, UNITS_PER_CALL, self.loaded.spec.store.chunk_rows)
+    }
+
     /// Reuses a stored extraction with the same identity, or extracts the
-    /// missing splits (resuming an interrupted run) and stores them.
+    /// missing chunks (resuming an interrupted run) and stores them.
     pub fn extract_or_reuse(
         &self,
         store: &ActivationStore,
-        mut manifest: Manifest,
+        manifest: Manifest,
         splits: &Splits,
         targets: &EncodedTargets,
     ) -> Result<Extraction> {
@@ -125,42 +142,10 @@ impl Extractor<'_> {
                 });
             }
         }
+        let plan = self.plan(splits);
         let pending = store.begin(&manifest.key)?;
-        let cols = manifest.columns();
-        for (index, name) in SPLITS.iter().enumerate() {
-            if let Some((entry, _)) = pending.completed_split(name, cols) {
-                info!("{name}: reusing the split finished by an interrupted run");
-                manifest.splits.push(entry);
-                continue;
-            }
-            let started = Instant::now();
-            let units = &splits.splits[index];
-            let progress = progress_bar(name, units.len());
-            let rows = self.encode_units(units, &progress)?;
-            progress.finish_and_clear();
-            let seconds = started.elapsed().as_secs_f64();
-            info!(
-                "{name}: {} rows, {} subword tokens in {seconds:.1} s ({:.0} tokens/s)",
-                rows.rows,
-                rows.subword_tokens,
-                rows.subword_tokens as f64 / seconds.max(1e-9)
-            );
-            let arrays = to_arrays(rows, &targets.splits[index])?;
-            let entry = SplitEntry {
-                name: name.to_string(),
-                file: String::new(),
-                rows: 0,
-                units: 0,
-                subword_tokens: arrays.1,
-                seconds,
-                windowed_units: arrays.2,
-            };
-            manifest.splits.push(pending.write_split(entry, &arrays.0)?);
-        }
-        manifest.subword_tokens = manifest.splits.iter().map(|s| s.subword_tokens).sum();
-        manifest.extraction_seconds = manifest.splits.iter().map(|s| s.seconds).sum();
-        manifest.windowed_units = manifest.splits.iter().map(|s| s.windowed_units).sum();
-        pending.finish(&manifest)?;
+        self.extract_chunks(&pending, &plan, manifest.columns(), splits, targets, None)?;
+        let manifest = pending.finish(manifest, &plan)?;
         let stored = store
             .load(&manifest.key)?
             .ok_or_else(|| anyhow::anyhow!("the extraction just written cannot be read back"))?;
@@ -169,27 +154,105 @@ impl Extractor<'_> {
             reused: false,
         })
     }
-}
 
-/// Moves encoded rows into the store's layout (`[rows, layers*hidden]` is
-/// exactly the backend's `[rows, layers, hidden]`).
-fn to_arrays(rows: EncodedRows, targets: &SplitTargets) -> Result<(SplitArrays, u64, u64)> {
-    let cols = rows.layers as usize * rows.hidden as usize;
-    if targets.len() != rows.rows as usize {
-        bail!(
-            "internal error: {} targets for {} rows",
-            targets.len(),
-            rows.rows
-        );
+    /// Extracts the planned chunks that are not on disk yet (only those of
+    /// `shard`, if given), one chunk in memory at a time. Returns how many
+    /// chunks were written.
+    pub fn extract_chunks(
+        &self,
+        pending: &PendingExtraction,
+        plan: &ChunkPlan,
+        cols: usize,
+        splits: &Splits,
+        targets: &EncodedTargets,
+        shard: Option<Shard>,
+    ) -> Result<usize> {
+        let dtype = self.loaded.spec.store.dtype;
+        let mut written = 0;
+        for (index, name) in SPLITS.iter().enumerate() {
+            let mine: Vec<&PlannedChunk> = plan
+                .split_chunks(index)
+                .filter(|c| shard.is_none_or(|s| s.owns(c)))
+                .collect();
+            let todo: Vec<&PlannedChunk> = mine
+                .iter()
+                .copied()
+                .filter(|c| pending.completed_chunk(c, cols).is_none())
+                .collect();
+            if todo.len() < mine.len() {
+                info!(
+                    "{name}: {} of {} chunks already on disk (interrupted run or another shard), extracting the rest",
+                    mine.len() - todo.len(),
+                    mine.len()
+                );
+            }
+            let units: usize = todo.iter().map(|c| c.units.len()).sum();
+            let progress = progress_bar(name, units);
+            for planned in todo {
+                self.extract_chunk(pending, planned, splits, targets, dtype, &progress)?;
+                written += 1;
+            }
+            progress.finish_and_clear();
+        }
+        Ok(written)
     }
-    let arrays = SplitArrays {
-        activations: rows.values.into_vec(),
-        rows: rows.rows as usize,
-        cols,
-        targets: targets.clone(),
-        rows_per_unit: rows.rows_per_unit.into_vec(),
-    };
-    Ok((arrays, rows.subword_tokens, rows.windowed_units as u64))
+
+    fn extract_chunk(
+        &self,
+        pending: &PendingExtraction,
+        planned: &PlannedChunk,
+        splits: &Splits,
+        targets: &EncodedTargets,
+        dtype: StorageDtype,
+        progress: &ProgressBar,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let units = &splits.splits[planned.split][planned.units.clone()];
+        let rows = self.encode_units(units, progress)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let split_targets = &targets.splits[planned.split];
+        let first_row: usize = splits.splits[planned.split][..planned.units.start]
+            .iter()
+            .map(|u| self.unit_rows(u))
+            .sum();
+        let chunk_targets = split_targets.slice(first_row..first_row + rows.rows as usize);
+        let cols = rows.layers as usize * rows.hidden as usize;
+        let arrays = ChunkArrays {
+            activations: &rows.values,
+            rows: rows.rows as usize,
+            cols,
+            targets: &chunk_targets,
+            rows_per_unit: &rows.rows_per_unit,
+            dtype,
+        };
+        let entry = ChunkEntry {
+            file: String::new(),
+            first_unit: 0,
+            units: 0,
+            rows: 0,
+            subword_tokens: rows.subword_tokens,
+            seconds,
+            windowed_units: rows.windowed_units as u64,
+        };
+        pending.write_chunk(planned, &arrays, entry)?;
+        info!(
+            "{} chunk {}: {} rows, {} subword tokens in {seconds:.1} s ({:.0} tokens/s)",
+            SPLITS[planned.split],
+            planned.index,
+            rows.rows,
+            rows.subword_tokens,
+            rows.subword_tokens as f64 / seconds.max(1e-9)
+        );
+        Ok(())
+    }
+
+    fn unit_rows(&self, unit: &Unit) -> usize {
+        if self.loaded.spec.data.is_word_level() {
+            unit.words.len()
+        } else {
+            1
+        }
+    }
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).

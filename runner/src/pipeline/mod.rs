@@ -9,6 +9,7 @@ pub mod layers;
 pub mod probing;
 pub mod saved;
 pub mod selection;
+pub mod sharding;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -98,75 +99,123 @@ pub struct RunOptions {
     pub recompute: bool,
 }
 
+/// Everything extraction needs, opened from a spec: the backend, the data
+/// and the store entry the activations belong in.
+pub struct ExtractionSetup {
+    pub registry: PluginRegistry,
+    pub plugin: crate::plugins::LoadedPlugin,
+    pub encoder: sieve_core::EncoderBox,
+    pub description: ModelDescription,
+    pub splits: Splits,
+    pub targets: EncodedTargets,
+    /// The extraction's identity (its splits are filled in by `finish`).
+    pub manifest: Manifest,
+    pub store: ActivationStore,
+    pub load_seconds: f64,
+    pub read_seconds: f64,
+}
+
+impl ExtractionSetup {
+    pub fn open(loaded: &LoadedSpec) -> Result<ExtractionSetup> {
+        let stage = Instant::now();
+        let registry = open_registry(loaded)?;
+        check_plugins(loaded, &registry)?;
+        let backend_name = &loaded.spec.model.backend.value;
+        let plugin = registry.find(backend_name, PluginKind::Backend)?.clone();
+        let encoder = registry.open_backend(backend_name, &backend_params(loaded)?)?;
+        let description = encoder.describe();
+        info!(
+            "backend '{}' {} ({}): {} '{}', {} layers x {}",
+            plugin.name,
+            plugin.version,
+            plugin.file.display(),
+            description.architecture,
+            description.name,
+            description.num_layers,
+            description.hidden_size
+        );
+        let load_seconds = stage.elapsed().as_secs_f64();
+
+        let stage = Instant::now();
+        let splits = read_splits(loaded)?;
+        let targets = encode_targets(loaded.spec.data.task, &splits)?;
+        let read_seconds = stage.elapsed().as_secs_f64();
+        let manifest = build_manifest(
+            loaded,
+            &plugin.name,
+            &plugin.version,
+            &description,
+            &splits,
+            &targets,
+        )?;
+        let store_dir = loaded
+            .spec
+            .store
+            .dir
+            .as_ref()
+            .map(|d| loaded.resolve(d))
+            .unwrap_or_else(|| loaded.output_dir().join("activations"));
+        Ok(ExtractionSetup {
+            registry,
+            plugin,
+            encoder,
+            description,
+            splits,
+            targets,
+            manifest,
+            store: ActivationStore::new(&store_dir),
+            load_seconds,
+            read_seconds,
+        })
+    }
+
+    /// The extractor over every hidden state of the backend.
+    pub fn extractor<'a>(&'a self, loaded: &'a LoadedSpec) -> Extractor<'a> {
+        Extractor {
+            plugin: &self.plugin,
+            encoder: &self.encoder,
+            loaded,
+            last_layer: self.description.num_layers,
+        }
+    }
+}
+
 /// Runs the experiment a spec describes and writes its report.
 pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report> {
     let started = Instant::now();
     let mut timings = Timings::default();
     let output = loaded.output_dir();
 
+    let setup = ExtractionSetup::open(loaded)?;
+    timings.load_plugins = setup.load_seconds;
+    timings.read_data = setup.read_seconds;
     let stage = Instant::now();
-    let registry = open_registry(loaded)?;
-    check_plugins(loaded, &registry)?;
-    let backend_name = &loaded.spec.model.backend.value;
-    let plugin = registry.find(backend_name, PluginKind::Backend)?.clone();
-    let encoder = registry.open_backend(backend_name, &backend_params(loaded)?)?;
-    let description = encoder.describe();
-    info!(
-        "backend '{}' {} ({}): {} '{}', {} layers x {}",
-        plugin.name,
-        plugin.version,
-        plugin.file.display(),
-        description.architecture,
-        description.name,
-        description.num_layers,
-        description.hidden_size
-    );
-    timings.load_plugins = stage.elapsed().as_secs_f64();
-
-    let stage = Instant::now();
-    let splits = read_splits(loaded)?;
-    let targets = encode_targets(loaded.spec.data.task, &splits)?;
-    timings.read_data = stage.elapsed().as_secs_f64();
-
-    let stage = Instant::now();
-    let extractor = Extractor {
-        plugin: &plugin,
-        encoder: &encoder,
-        loaded,
-        last_layer: description.num_layers,
-    };
-    let manifest = build_manifest(
-        loaded,
-        &plugin.name,
-        &plugin.version,
-        &description,
-        &splits,
-        &targets,
-    )?;
-    let store_dir = loaded
-        .spec
-        .store
-        .dir
-        .as_ref()
-        .map(|d| loaded.resolve(d))
-        .unwrap_or_else(|| output.join("activations"));
-    let extraction = extractor.extract_or_reuse(
-        &ActivationStore::new(&store_dir),
-        manifest,
-        &splits,
-        &targets,
+    let extraction = setup.extractor(loaded).extract_or_reuse(
+        &setup.store,
+        setup.manifest.clone(),
+        &setup.splits,
+        &setup.targets,
     )?;
     timings.extraction = stage.elapsed().as_secs_f64();
+    let ExtractionSetup {
+        registry,
+        plugin,
+        description,
+        splits,
+        targets,
+        ..
+    } = &setup;
 
     let [train, dev, test] = &extraction.stored.splits[..] else {
         anyhow::bail!("internal error: the store returned the wrong number of splits");
     };
     let bench = ProbeBench::new(
         [train, dev, test],
-        probe_task(loaded.spec.data.task, &targets),
+        probe_task(loaded.spec.data.task, targets),
         &loaded.spec.probe,
         loaded.spec.seed,
-    );
+    )
+    .with_in_memory_mb(loaded.spec.store.in_memory_mb);
     let fingerprint = results_fingerprint(loaded, &extraction.stored.manifest.key);
     let saved = if options.recompute {
         None
@@ -186,14 +235,15 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
             let stage = Instant::now();
             let hidden = description.hidden_size as usize;
             let states = description.num_hidden_states();
-            let layer_scores = probe_layers(&bench, states, hidden)?;
+            let (layer_scores, oracle_probe) = probe_layers(&bench, states, hidden)?;
             timings.layer_probes = stage.elapsed().as_secs_f64();
             let outcome = SelectionRun {
-                registry: &registry,
+                registry,
                 bench: &bench,
                 spec: &loaded.spec.selection,
                 hidden,
                 states: states as usize,
+                notes: Default::default(),
             }
             .run(&layer_scores)?;
             let mut results = SavedResults::new(
@@ -204,8 +254,9 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
                 layer_scores,
                 outcome,
             );
+            results.oracle_probe = oracle_probe;
             if loaded.spec.control_task {
-                results.control = Some(run_control_task(&bench, &splits, &results)?);
+                results.control = Some(run_control_task(&bench, splits, &results)?);
             }
             if let Some(spec) = &loaded.spec.downstream {
                 let stage = Instant::now();
@@ -221,10 +272,10 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
 
     let mut report = assemble_report(
         loaded,
-        &plugin,
-        &description,
-        &splits,
-        &targets,
+        plugin,
+        description,
+        splits,
+        targets,
         &bench,
         &results,
         &extraction,
@@ -321,6 +372,7 @@ fn build_manifest(
             data.sentence_pooling,
             loaded.spec.model.params
         ),
+        loaded.spec.store.dtype,
     );
     Manifest::new(identity, targets.classes.clone())
 }
@@ -359,6 +411,10 @@ fn assemble_report(
             warn!("{text}");
             warnings.push(text);
         }
+    }
+    for note in &results.outcome.notes {
+        warn!("{note}");
+        warnings.push(note.clone());
     }
     if !targets.unseen.is_empty() {
         warnings.push(format!(

@@ -1,57 +1,16 @@
 //! Training and scoring probes on column subsets of the stored activations.
 
-use std::ops::Range;
-
 use anyhow::Result;
-use rayon::prelude::*;
 
 use crate::probe::{
-    accuracy, majority_baseline, pearson, train_probe, ProbeSettings, Task, TrainedProbe,
+    accuracy, majority_baseline, pearson, train_probe, train_probe_streamed, ProbeSettings,
+    RowBlocks, Task, TrainedProbe,
 };
+pub use crate::store::Columns;
 use crate::store::StoredSplit;
 
-/// Which columns a probe sees.
-#[derive(Debug, Clone)]
-pub enum Columns {
-    /// A contiguous block, e.g. the layers 0..=k.
-    Range(Range<usize>),
-    /// Any set of columns, in the order given.
-    List(Vec<usize>),
-}
-
-impl Columns {
-    pub fn len(&self) -> usize {
-        match self {
-            Columns::Range(r) => r.len(),
-            Columns::List(l) => l.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Copies these columns of a row-major matrix into a new one.
-    pub fn gather(&self, matrix: &[f32], cols: usize) -> Vec<f32> {
-        let width = self.len();
-        let rows = matrix.len().checked_div(cols).unwrap_or(0);
-        let mut out = vec![0f32; rows * width];
-        if width == 0 {
-            return out;
-        }
-        out.par_chunks_mut(width)
-            .zip(matrix.par_chunks(cols))
-            .for_each(|(dst, src)| match self {
-                Columns::Range(r) => dst.copy_from_slice(&src[r.clone()]),
-                Columns::List(list) => {
-                    for (d, &c) in dst.iter_mut().zip(list) {
-                        *d = src[c];
-                    }
-                }
-            });
-        out
-    }
-}
+/// `store.in_memory_mb` when the spec does not say.
+pub const DEFAULT_IN_MEMORY_MB: usize = 2048;
 
 /// A probe's score on dev and test (accuracy, or Pearson r for regression).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -71,6 +30,31 @@ pub struct ProbeBench<'a> {
     pub task: Task,
     pub settings: &'a ProbeSettings,
     pub seed: u64,
+    /// Largest gathered matrix held in memory (bytes); larger ones are
+    /// streamed from the store a block at a time (`store.in_memory_mb`).
+    pub in_memory_bytes: usize,
+}
+
+/// Columns of a stored split, read a block of rows at a time.
+struct SplitColumns<'a> {
+    split: &'a StoredSplit,
+    columns: &'a Columns,
+}
+
+impl RowBlocks for SplitColumns<'_> {
+    fn rows(&self) -> usize {
+        self.split.rows
+    }
+
+    fn cols(&self) -> usize {
+        self.columns.len()
+    }
+
+    fn read(&self, rows: std::ops::Range<usize>) -> Result<Vec<f32>, String> {
+        self.split
+            .gather_rows(self.columns, rows)
+            .map_err(|e| format!("{e:#}"))
+    }
 }
 
 impl<'a> ProbeBench<'a> {
@@ -93,7 +77,28 @@ impl<'a> ProbeBench<'a> {
             task,
             settings,
             seed,
+            in_memory_bytes: DEFAULT_IN_MEMORY_MB << 20,
         }
+    }
+
+    /// The same bench with another in-memory limit (MiB).
+    pub fn with_in_memory_mb(self, mb: usize) -> ProbeBench<'a> {
+        ProbeBench {
+            in_memory_bytes: mb << 20,
+            ..self
+        }
+    }
+
+    /// Whether `columns` of `split` fit the in-memory limit.
+    pub fn fits_in_memory(&self, split: &StoredSplit, columns: &Columns) -> bool {
+        split.rows.saturating_mul(columns.len()).saturating_mul(4) <= self.in_memory_bytes
+    }
+
+    /// Rows per block when a matrix of `width` columns is streamed: a
+    /// quarter of the limit, so a block, its standardised copy and the
+    /// tensor stay well inside it.
+    fn block_rows(&self, width: usize) -> usize {
+        (self.in_memory_bytes / 4 / (4 * width.max(1))).max(1024)
     }
 
     /// The same bench with other labels for the same rows (a control task).
@@ -103,22 +108,35 @@ impl<'a> ProbeBench<'a> {
 
     /// Trains a probe on `columns` of train and scores it on dev and test.
     pub fn score(&self, columns: &Columns) -> Result<(Score, TrainedProbe)> {
-        let cols = self.train.cols;
-        let x = columns.gather(self.train.activations(), cols);
-        let probe = train_probe(
-            &x,
-            self.train.rows,
-            columns.len(),
-            self.labels[0],
-            self.train.targets.values(),
-            self.task,
-            self.settings,
-            self.seed,
-        )?;
-        drop(x);
+        let probe = if self.fits_in_memory(self.train, columns) {
+            let x = self.train.gather(columns)?;
+            train_probe(
+                &x,
+                self.train.rows,
+                columns.len(),
+                self.labels[0],
+                self.train.targets.values(),
+                self.task,
+                self.settings,
+                self.seed,
+            )?
+        } else {
+            train_probe_streamed(
+                &SplitColumns {
+                    split: self.train,
+                    columns,
+                },
+                self.block_rows(columns.len()),
+                self.labels[0],
+                self.train.targets.values(),
+                self.task,
+                self.settings,
+                self.seed,
+            )?
+        };
         let score = Score {
-            dev: self.evaluate(&probe, self.dev, self.labels[1], columns),
-            test: self.evaluate(&probe, self.test, self.labels[2], columns),
+            dev: self.evaluate(&probe, self.dev, self.labels[1], columns)?,
+            test: self.evaluate(&probe, self.test, self.labels[2], columns)?,
         };
         Ok((score, probe))
     }
@@ -129,15 +147,27 @@ impl<'a> ProbeBench<'a> {
         split: &StoredSplit,
         labels: &[u32],
         columns: &Columns,
-    ) -> f64 {
-        let x = columns.gather(split.activations(), split.cols);
-        match self.task {
-            Task::Classification { .. } => accuracy(&probe.predict_classes(&x, split.rows), labels),
-            Task::Regression => pearson(
-                &probe.predict_values(&x, split.rows),
-                split.targets.values(),
-            ),
+    ) -> Result<f64> {
+        let block = if self.fits_in_memory(split, columns) {
+            split.rows.max(1)
+        } else {
+            self.block_rows(columns.len())
+        };
+        let mut classes = Vec::new();
+        let mut values = Vec::new();
+        for start in (0..split.rows).step_by(block) {
+            let rows = start..(start + block).min(split.rows);
+            let len = rows.len();
+            let x = split.gather_rows(columns, rows)?;
+            match self.task {
+                Task::Classification { .. } => classes.extend(probe.predict_classes(&x, len)),
+                Task::Regression => values.extend(probe.predict_values(&x, len)),
+            }
         }
+        Ok(match self.task {
+            Task::Classification { .. } => accuracy(&classes, labels),
+            Task::Regression => pearson(&values, split.targets.values()),
+        })
     }
 
     /// Always predicting train's most frequent class (classification only).
@@ -149,23 +179,5 @@ impl<'a> ProbeBench<'a> {
             }),
             Task::Regression => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gather_picks_the_named_columns_of_every_row() {
-        let matrix: Vec<f32> = (0..12).map(|v| v as f32).collect(); // 3 x 4
-        assert_eq!(
-            Columns::Range(1..3).gather(&matrix, 4),
-            vec![1., 2., 5., 6., 9., 10.]
-        );
-        assert_eq!(
-            Columns::List(vec![3, 0]).gather(&matrix, 4),
-            vec![3., 0., 7., 4., 11., 8.]
-        );
     }
 }

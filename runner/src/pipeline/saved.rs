@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::probe::TrainedProbe;
 use crate::spec::LoadedSpec;
 use crate::util::atomic::write_atomic;
 use crate::util::hashing::sha256_hex;
@@ -41,14 +42,20 @@ pub struct SavedResults {
     /// Downstream classifiers' scores, when the spec asks for them.
     #[serde(default)]
     pub downstream: Option<DownstreamSummary>,
+    /// The oracle probe (every feature of every hidden state; the last
+    /// cumulative probe of `layers`), for `sieve export`. Absent in files
+    /// written before it was saved; the scores do not depend on it, so
+    /// such files are still reused.
+    #[serde(default)]
+    pub oracle_probe: Option<TrainedProbe>,
 }
 
 /// What the saved results depend on besides the activations.
 pub fn results_fingerprint(loaded: &LoadedSpec, store_key: &str) -> String {
     let spec = &loaded.spec;
     sha256_hex(&format!(
-        "format={RESULTS_FORMAT} store={store_key} task={:?} probe={:?} seed={} selection={:?} control={} downstream={:?}",
-        spec.data.task, spec.probe, spec.seed, spec.selection, spec.control_task, spec.downstream
+        "format={RESULTS_FORMAT} store={store_key} task={:?} probe={:?} seed={} selection={:?} control={} downstream={:?} in_memory_mb={}",
+        spec.data.task, spec.probe, spec.seed, spec.selection, spec.control_task, spec.downstream, spec.store.in_memory_mb
     ))
 }
 
@@ -71,6 +78,7 @@ impl SavedResults {
             outcome,
             control: None,
             downstream: None,
+            oracle_probe: None,
         }
     }
 

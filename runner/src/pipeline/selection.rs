@@ -17,6 +17,7 @@ use tracing::info;
 use crate::plugins::PluginRegistry;
 use crate::probe::{Task, TrainedProbe};
 use crate::spec::{SelectionSpec, SelectorStageSpec, TopNSpec};
+use crate::store::StoredSplit;
 
 use super::host::HostProbe;
 use super::layers::LayerScores;
@@ -114,6 +115,9 @@ pub struct SelectionOutcome {
     /// The probe on the final selection's neurons (columns in the order of
     /// `selection.neurons`): what a slim model predicts with.
     pub probe: Option<TrainedProbe>,
+    /// Departures the report must show (selectors on a row sample).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -176,6 +180,9 @@ pub struct SelectionRun<'a> {
     pub hidden: usize,
     /// Hidden states of the model (K + 1).
     pub states: usize,
+    /// What the run should tell the reader (e.g. that a selector saw a
+    /// row sample), collected while it runs.
+    pub notes: std::cell::RefCell<Vec<String>>,
 }
 
 impl SelectionRun<'_> {
@@ -239,6 +246,7 @@ impl SelectionRun<'_> {
             outcome.timings.compare = t.elapsed().as_secs_f64();
         }
         outcome.timings.total = started.elapsed().as_secs_f64();
+        outcome.notes = self.notes.take();
         Ok(outcome)
     }
 
@@ -302,8 +310,20 @@ impl SelectionRun<'_> {
         let selector = self.registry.open_selector(name, &params.to_string())?;
         let b = self.bench;
         let subset = Columns::List(columns.to_vec());
-        let train = subset.gather(b.train.activations(), b.train.cols);
-        let dev = subset.gather(b.dev.activations(), b.dev.cols);
+        let (train, train_rows) = RowSample::of(b, b.train, &subset)?;
+        let (dev, dev_rows) = RowSample::of(b, b.dev, &subset)?;
+        for (split, sample, rows) in [
+            ("train", &train_rows, b.train.rows),
+            ("dev", &dev_rows, b.dev.rows),
+        ] {
+            if let RowSample::Rows(kept) = sample {
+                self.notes.borrow_mut().push(format!(
+                    "selector '{name}' saw {} of {rows} {split} rows ({} columns exceed store.in_memory_mb; rows spread evenly over the split)",
+                    kept.len(),
+                    columns.len()
+                ));
+            }
+        }
         let features: Vec<FeatureId> = columns
             .iter()
             .map(|&c| FeatureId {
@@ -315,14 +335,18 @@ impl SelectionRun<'_> {
             Task::Classification { num_classes } => (TaskKind::Classification, num_classes as u32),
             Task::Regression => (TaskKind::Regression, 0),
         };
+        let train_labels = train_rows.pick(b.labels[0]);
+        let dev_labels = dev_rows.pick(b.labels[1]);
+        let train_targets = train_rows.pick(b.train.targets.values());
+        let dev_targets = dev_rows.pick(b.dev.targets.values());
         let input = SelectorInput {
             task,
-            train: matrix(&train, b.train.rows, columns.len())?,
-            dev: matrix(&dev, b.dev.rows, columns.len())?,
-            train_labels: b.labels[0].into(),
-            dev_labels: b.labels[1].into(),
-            train_targets: b.train.targets.values().into(),
-            dev_targets: b.dev.targets.values().into(),
+            train: matrix(&train, train_rows.len(b.train), columns.len())?,
+            dev: matrix(&dev, dev_rows.len(b.dev), columns.len())?,
+            train_labels: train_labels.as_slice().into(),
+            dev_labels: dev_labels.as_slice().into(),
+            train_targets: train_targets.as_slice().into(),
+            dev_targets: dev_targets.as_slice().into(),
             num_classes,
             features: features.as_slice().into(),
             seed: b.seed,
@@ -487,6 +511,52 @@ pub fn check_selection(
         return Err(format!("selector '{plugin}' returned an empty selection"));
     }
     Ok(())
+}
+
+/// The rows a selector plugin sees: all of a split, or, when its columns
+/// would exceed the in-memory limit, rows spread evenly over the split
+/// (every k-th row, deterministic) up to that limit. Correlations and
+/// rankings estimated from hundreds of thousands of rows do not change in
+/// any digit that matters; the probes that score a selection always see
+/// every row.
+enum RowSample {
+    All,
+    Rows(Vec<usize>),
+}
+
+impl RowSample {
+    fn of(
+        bench: &ProbeBench<'_>,
+        split: &StoredSplit,
+        columns: &Columns,
+    ) -> Result<(Vec<f32>, RowSample)> {
+        if bench.fits_in_memory(split, columns) {
+            return Ok((split.gather(columns)?, RowSample::All));
+        }
+        let keep = (bench.in_memory_bytes / (4 * columns.len().max(1))).max(1);
+        let rows: Vec<usize> = (0..keep).map(|i| i * split.rows / keep).collect();
+        Ok((
+            split.gather_row_list(columns, &rows)?,
+            RowSample::Rows(rows),
+        ))
+    }
+
+    fn len(&self, split: &StoredSplit) -> usize {
+        match self {
+            RowSample::All => split.rows,
+            RowSample::Rows(rows) => rows.len(),
+        }
+    }
+
+    /// The per-row values (labels, targets) of the sampled rows.
+    fn pick<T: Copy>(&self, values: &[T]) -> Vec<T> {
+        match self {
+            RowSample::All => values.to_vec(),
+            // Classification has no real targets (and regression no labels).
+            RowSample::Rows(_) if values.is_empty() => Vec::new(),
+            RowSample::Rows(rows) => rows.iter().map(|&r| values[r]).collect(),
+        }
+    }
 }
 
 #[cfg(test)]

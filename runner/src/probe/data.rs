@@ -57,15 +57,26 @@ impl<'a> RawInput<'a> {
     }
 
     fn check_targets(&self) -> Result<Targets<'a>, ProbeError> {
-        match self.task {
-            Task::Classification { num_classes } => {
-                check_labels(self.labels, self.rows, num_classes)?;
-                Ok(Targets::Classes(self.labels))
-            }
-            Task::Regression => {
-                check_values(self.targets, self.rows)?;
-                Ok(Targets::Values(self.targets))
-            }
+        checked_targets(self.task, self.labels, self.targets, self.rows)
+    }
+}
+
+/// The labels (classification) or values (regression) of `rows` rows,
+/// checked.
+pub(crate) fn checked_targets<'a>(
+    task: Task,
+    labels: &'a [u32],
+    targets: &'a [f32],
+    rows: usize,
+) -> Result<Targets<'a>, ProbeError> {
+    match task {
+        Task::Classification { num_classes } => {
+            check_labels(labels, rows, num_classes)?;
+            Ok(Targets::Classes(labels))
+        }
+        Task::Regression => {
+            check_values(targets, rows)?;
+            Ok(Targets::Values(targets))
         }
     }
 }
@@ -128,7 +139,7 @@ fn check_values(targets: &[f32], rows: usize) -> Result<(), ProbeError> {
 /// Finds the first NaN/inf (lowest index) so the message names a cell.
 /// Blocks are checked in parallel with a branch-free (vectorisable) fold;
 /// only a bad block is scanned again for the exact position.
-fn check_finite(x: &[f32], cols: usize) -> Result<(), ProbeError> {
+pub(crate) fn check_finite(x: &[f32], cols: usize) -> Result<(), ProbeError> {
     let block = ROW_BLOCK * cols;
     let bad_block = x
         .par_chunks(block)

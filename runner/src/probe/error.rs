@@ -44,6 +44,8 @@ pub enum ProbeError {
     },
     #[error("training diverged: the loss became {0} (lower the learning rate or standardize)")]
     Diverged(f64),
+    #[error("reading training rows: {0}")]
+    Source(String),
     #[error("tensor backend: {0}")]
     Candle(#[from] candle_core::Error),
 }

@@ -20,7 +20,9 @@ mod objective;
 mod rng;
 mod settings;
 mod solver_adam;
+mod solver_device;
 mod solver_fista;
+mod streamed;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +34,7 @@ pub use metrics::{
 pub use model::TrainedProbe;
 pub use rng::SplitMix64;
 pub use settings::{ProbeSettings, Solver, Task};
+pub use streamed::{train_probe_streamed, RowBlocks};
 
 use data::RawInput;
 
@@ -87,22 +90,45 @@ pub fn train_probe_warm(
     }
     let init = init.map(|p| (p.weights.as_slice(), p.bias.as_slice()));
     let fitted = match settings.solver {
+        Solver::Adam if settings.device != "cpu" => {
+            let device =
+                solver_device::device(&settings.device).map_err(ProbeError::InvalidSettings)?;
+            solver_device::train_adam_on(&device, &problem, settings, seed, init)?
+        }
         Solver::Adam => solver_adam::train_adam(&problem, settings, seed, init)?,
         Solver::Fista => solver_fista::train_fista(&problem, settings, init)?,
     };
-    let standardized = if settings.standardize {
+    Ok(fitted_probe(
+        fitted,
+        problem.outputs,
+        cols,
+        problem.standardization,
+        "",
+    ))
+}
+
+/// The trained probe of a solver's result; the note says which solver
+/// ran, with what, and `how` (e.g. that the rows were streamed).
+fn fitted_probe(
+    fitted: model::Fitted,
+    outputs: usize,
+    features: usize,
+    standardization: Option<(Vec<f32>, Vec<f32>)>,
+    how: &str,
+) -> TrainedProbe {
+    let standardized = if standardization.is_some() {
         " standardized"
     } else {
         ""
     };
-    Ok(TrainedProbe {
+    TrainedProbe {
         weights: fitted.weights,
         bias: fitted.bias,
-        outputs: problem.outputs,
-        features: cols,
-        standardization: problem.standardization,
-        solver_note: format!("{}{standardized}", fitted.note),
-    })
+        outputs,
+        features,
+        standardization,
+        solver_note: format!("{}{standardized}{how}", fitted.note),
+    }
 }
 
 fn check_warm_start(

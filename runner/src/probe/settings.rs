@@ -45,6 +45,9 @@ pub struct ProbeSettings {
     pub max_iter: usize,
     /// FISTA stops when the relative parameter change falls below this.
     pub tolerance: f32,
+    /// Where Adam runs: `cpu` (default, the fused CPU solver), `cuda` or
+    /// `cuda:N` (needs a build with the `cuda` feature; docs/GPU.md).
+    pub device: String,
 }
 
 impl Default for ProbeSettings {
@@ -60,6 +63,7 @@ impl Default for ProbeSettings {
             standardize: false,
             max_iter: 300,
             tolerance: 1e-4,
+            device: "cpu".into(),
         }
     }
 }
@@ -82,6 +86,13 @@ impl ProbeSettings {
         if !(self.l2.is_finite() && self.l2 >= 0.0) {
             return bad(format!("l2 must be finite and >= 0, got {}", self.l2));
         }
+        if self.device != "cpu" && self.solver != Solver::Adam {
+            return bad(format!(
+                "device '{}' runs the adam solver only; use `solver: adam` or `device: cpu`",
+                self.device
+            ));
+        }
+        super::solver_device::device(&self.device).map_err(ProbeError::InvalidSettings)?;
         match self.solver {
             Solver::Adam => self.validate_adam(),
             Solver::Fista => self.validate_fista(),

@@ -22,7 +22,7 @@ use super::settings::ProbeSettings;
 
 /// Random stream ids, so init and shuffling of one seed are independent.
 const INIT_STREAM: u64 = 1;
-const SHUFFLE_STREAM: u64 = 2;
+pub(crate) const SHUFFLE_STREAM: u64 = 2;
 /// Parameters per parallel chunk of the Adam update (fixed for determinism).
 const UPDATE_CHUNK: usize = 16 * 1024;
 
@@ -60,13 +60,13 @@ impl Moments {
 /// The per-step constants of torch's Adam (betas 0.9/0.999, eps 1e-8).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AdamCoeffs {
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
+    pub(crate) beta1: f32,
+    pub(crate) beta2: f32,
+    pub(crate) eps: f32,
     /// lr / (1 - beta1^t)
-    step_size: f32,
+    pub(crate) step_size: f32,
     /// sqrt(1 - beta2^t)
-    bc2_sqrt: f32,
+    pub(crate) bc2_sqrt: f32,
 }
 
 impl AdamCoeffs {
@@ -276,17 +276,18 @@ impl BatchOrder {
     /// a gathered copy when shuffling.
     fn batch<'s>(
         &'s mut self,
-        p: &'s Problem<'_>,
+        x: &Tensor,
+        all_targets: Targets<'s>,
         start: usize,
         len: usize,
     ) -> Result<(Tensor, Targets<'s>), ProbeError> {
         let Some(perm_tensor) = &self.perm_tensor else {
-            return Ok((p.x.narrow(0, start, len)?, p.targets.slice(start, len)));
+            return Ok((x.narrow(0, start, len)?, all_targets.slice(start, len)));
         };
         let idx = perm_tensor.narrow(0, start, len)?;
-        let xb = p.x.index_select(&idx, 0)?;
+        let xb = x.index_select(&idx, 0)?;
         let rows = &self.perm[start..start + len];
-        let targets = match p.targets {
+        let targets = match all_targets {
             Targets::Classes(c) => {
                 self.labels.clear();
                 self.labels.extend(rows.iter().map(|&r| c[r as usize]));
@@ -302,6 +303,100 @@ impl BatchOrder {
     }
 }
 
+/// The weights, moments and scratch buffers of one Adam run.
+struct AdamState {
+    w: Tensor,
+    bias: Vec<f32>,
+    w_moments: Moments,
+    b_moments: Moments,
+    scratch: BatchScratch,
+    gb: Vec<f32>,
+    step: u64,
+    sum_sq: f64,
+}
+
+impl AdamState {
+    fn new(
+        k: usize,
+        d: usize,
+        seed: u64,
+        init: Option<(&[f32], &[f32])>,
+    ) -> Result<Self, ProbeError> {
+        let (w0, bias) = match init {
+            Some((w, b)) => (w.to_vec(), b.to_vec()),
+            None => torch_linear_init(k, d, seed),
+        };
+        Ok(Self {
+            sum_sq: sum_squares(&w0),
+            w: Tensor::from_vec(w0, (k, d), &Device::Cpu)?,
+            bias,
+            w_moments: Moments::new(k * d),
+            b_moments: Moments::new(k),
+            scratch: BatchScratch::default(),
+            gb: vec![0.0f32; k],
+            step: 0,
+        })
+    }
+
+    /// One mini-batch step; returns the batch's mean data loss.
+    fn step(
+        &mut self,
+        xb: &Tensor,
+        targets: Targets<'_>,
+        s: &ProbeSettings,
+    ) -> Result<f64, ProbeError> {
+        let (loss, gw) = batch_gradient(
+            xb,
+            &self.w,
+            &self.bias,
+            targets,
+            &mut self.scratch,
+            &mut self.gb,
+        )?;
+        self.step += 1;
+        let coeffs = AdamCoeffs::at_step(s.learning_rate, self.step);
+        let penalty = PenaltyGrad {
+            l1: s.l1,
+            l2_over_norm: l2_over_norm(s.l2, self.sum_sq),
+        };
+        let op = WeightStep {
+            moments: RefCell::new(&mut self.w_moments),
+            coeffs,
+            penalty,
+            sum_sq: Cell::new(0.0),
+        };
+        self.w.inplace_op2(&gw, &op)?;
+        self.sum_sq = op.sum_sq.get();
+        let bm = (&mut self.b_moments.m[..], &mut self.b_moments.v[..]);
+        adam_update(
+            &mut self.bias,
+            &self.gb,
+            bm,
+            &coeffs,
+            PenaltyGrad::default(),
+        );
+        Ok(loss)
+    }
+
+    /// Every mini-batch of `x` in `order`; returns the summed row losses.
+    fn pass(
+        &mut self,
+        x: &Tensor,
+        targets: Targets<'_>,
+        order: &mut BatchOrder,
+        s: &ProbeSettings,
+    ) -> Result<f64, ProbeError> {
+        let rows = targets.len();
+        let mut total = 0.0f64;
+        for start in (0..rows).step_by(s.batch_size) {
+            let len = s.batch_size.min(rows - start);
+            let (xb, batch_targets) = order.batch(x, targets, start, len)?;
+            total += self.step(&xb, batch_targets, s)? * len as f64;
+        }
+        Ok(total)
+    }
+}
+
 /// Trains with the paper's Adam recipe. `init` replaces torch's random init
 /// (warm start); the result is bit-identical for equal inputs and seed.
 pub(crate) fn train_adam(
@@ -310,50 +405,57 @@ pub(crate) fn train_adam(
     seed: u64,
     init: Option<(&[f32], &[f32])>,
 ) -> Result<Fitted, ProbeError> {
-    let (k, d) = (p.outputs, p.cols);
-    let (w0, mut bias) = match init {
-        Some((w, b)) => (w.to_vec(), b.to_vec()),
-        None => torch_linear_init(k, d, seed),
-    };
-    let mut sum_sq = sum_squares(&w0);
-    let w = Tensor::from_vec(w0, (k, d), &Device::Cpu)?;
-    let mut w_moments = Moments::new(k * d);
-    let mut b_moments = Moments::new(k);
+    let mut state = AdamState::new(p.outputs, p.cols, seed, init)?;
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
-    let (mut scratch, mut gb) = (BatchScratch::default(), vec![0.0f32; k]);
-    let (mut step, mut epoch_loss) = (0u64, f64::NAN);
+    let mut epoch_loss = f64::NAN;
     for _ in 0..s.epochs {
         order.start_epoch()?;
-        let mut total = 0.0f64;
-        for start in (0..p.rows).step_by(s.batch_size) {
-            let len = s.batch_size.min(p.rows - start);
-            let (xb, targets) = order.batch(p, start, len)?;
-            let (loss, gw) = batch_gradient(&xb, &w, &bias, targets, &mut scratch, &mut gb)?;
-            step += 1;
-            let coeffs = AdamCoeffs::at_step(s.learning_rate, step);
-            let penalty = PenaltyGrad {
-                l1: s.l1,
-                l2_over_norm: l2_over_norm(s.l2, sum_sq),
-            };
-            let op = WeightStep {
-                moments: RefCell::new(&mut w_moments),
-                coeffs,
-                penalty,
-                sum_sq: Cell::new(0.0),
-            };
-            w.inplace_op2(&gw, &op)?;
-            sum_sq = op.sum_sq.get();
-            let bm = (&mut b_moments.m[..], &mut b_moments.v[..]);
-            adam_update(&mut bias, &gb, bm, &coeffs, PenaltyGrad::default());
-            total += loss * len as f64;
-        }
-        epoch_loss = total / p.rows as f64;
+        epoch_loss = state.pass(&p.x, p.targets, &mut order, s)? / p.rows as f64;
     }
-    finish(w, bias, s, epoch_loss)
+    finish(state.w, state.bias, s, epoch_loss)
+}
+
+/// The paper's recipe over training rows read a block at a time
+/// (`load(first_row, rows)` gives a `[rows, cols]` tensor). In file order
+/// the batches are exactly those of [`train_adam`] (blocks hold whole
+/// batches); shuffling permutes the blocks and the rows inside each block,
+/// seeded, since a global permutation would read every block per batch.
+pub(crate) fn train_adam_blocks(
+    shape: (usize, usize, usize),
+    targets: Targets<'_>,
+    block_rows: usize,
+    load: &mut dyn FnMut(usize, usize) -> Result<Tensor, ProbeError>,
+    s: &ProbeSettings,
+    seed: u64,
+) -> Result<Fitted, ProbeError> {
+    let (rows, cols, outputs) = shape;
+    let mut state = AdamState::new(outputs, cols, seed, None)?;
+    let starts: Vec<usize> = (0..rows).step_by(block_rows.max(1)).collect();
+    let mut block_rng = SplitMix64::for_stream(seed, SHUFFLE_STREAM + 1);
+    let mut epoch_loss = f64::NAN;
+    for epoch in 0..s.epochs {
+        let mut order_of_blocks: Vec<u32> = (0..starts.len() as u32).collect();
+        if s.shuffle {
+            block_rng.shuffle(&mut order_of_blocks);
+        }
+        let mut total = 0.0;
+        for &b in &order_of_blocks {
+            let start = starts[b as usize];
+            let len = block_rows.min(rows - start);
+            let x = load(start, len)?;
+            let block_seed =
+                seed ^ ((epoch as u64) << 32 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut order = BatchOrder::new(len, s.shuffle, block_seed);
+            order.start_epoch()?;
+            total += state.pass(&x, targets.slice(start, len), &mut order, s)?;
+        }
+        epoch_loss = total / rows as f64;
+    }
+    finish(state.w, state.bias, s, epoch_loss)
 }
 
 /// Reads the weights back and writes the solver note.
-fn finish(
+pub(crate) fn finish(
     w: Tensor,
     bias: Vec<f32>,
     s: &ProbeSettings,

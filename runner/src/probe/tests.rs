@@ -535,3 +535,203 @@ fn raw_input_keeps_file_order_targets() {
     assert!(matches!(p.targets, Targets::Classes(&[1, 0])));
     assert_eq!(p.x.dims(), &[2, 2]);
 }
+
+/// An in-memory matrix served a block at a time, counting the reads.
+struct Blocks<'a> {
+    x: &'a [f32],
+    cols: usize,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl RowBlocks for Blocks<'_> {
+    fn rows(&self) -> usize {
+        self.x.len() / self.cols
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    fn read(&self, rows: std::ops::Range<usize>) -> Result<Vec<f32>, String> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.x[rows.start * self.cols..rows.end * self.cols].to_vec())
+    }
+}
+
+fn blocks(x: &[f32], cols: usize) -> Blocks<'_> {
+    Blocks {
+        x,
+        cols,
+        reads: Default::default(),
+    }
+}
+
+#[test]
+fn streamed_training_in_file_order_equals_training_in_memory() {
+    let (x, y) = blobs(1000, 6, 3, 1.0, 5);
+    let raw = ProbeSettings {
+        epochs: 3,
+        batch_size: 32,
+        shuffle: false,
+        ..ProbeSettings::default()
+    };
+    let in_memory = train_cls(&x, &y, 6, 3, &raw, 9);
+    let source = blocks(&x, 6);
+    // 100 rows per block rounds down to 96: whole batches of 32, so the
+    // batches are exactly those of the in-memory run.
+    let streamed = train_probe_streamed(&source, 100, &y, &[], classification(3), &raw, 9).unwrap();
+    assert_eq!(source.reads.into_inner(), 11 * 3, "11 blocks per epoch");
+    assert_eq!(bits(&streamed.weights), bits(&in_memory.weights));
+    assert_eq!(bits(&streamed.bias), bits(&in_memory.bias));
+    assert!(streamed
+        .solver_note
+        .contains("streamed in blocks of 96 rows"));
+
+    // Standardised: the streamed statistics (two more passes) agree with
+    // the in-memory ones to rounding, and so do the weights.
+    let z = ProbeSettings {
+        standardize: true,
+        ..raw
+    };
+    let in_memory = train_cls(&x, &y, 6, 3, &z, 9);
+    let source = blocks(&x, 6);
+    let streamed = train_probe_streamed(&source, 100, &y, &[], classification(3), &z, 9).unwrap();
+    assert_eq!(source.reads.into_inner(), 11 * 5);
+    let (mean_a, std_a) = streamed.standardization.clone().unwrap();
+    let (mean_b, std_b) = in_memory.standardization.clone().unwrap();
+    for (a, b) in mean_a.iter().zip(&mean_b).chain(std_a.iter().zip(&std_b)) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    for (a, b) in streamed.weights.iter().zip(&in_memory.weights) {
+        assert!((a - b).abs() <= 1e-4, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn streamed_training_with_shuffling_learns_and_is_seeded() {
+    let (x, y) = blobs(900, 10, 3, 2.0, 1);
+    let s = ProbeSettings {
+        shuffle: true,
+        ..adam_fast()
+    };
+    let train = |seed| {
+        train_probe_streamed(&blocks(&x, 10), 200, &y, &[], classification(3), &s, seed).unwrap()
+    };
+    let p = train(7);
+    let accuracy = accuracy(&p.predict_classes(&x, 900), &y);
+    assert!(accuracy > 0.95, "accuracy {accuracy}");
+    assert_eq!(bits(&train(7).weights), bits(&p.weights));
+    assert_ne!(bits(&train(8).weights), bits(&p.weights));
+}
+
+#[test]
+fn streamed_training_refuses_fista_and_reports_bad_rows_globally() {
+    let (mut x, y) = blobs(300, 4, 2, 1.0, 3);
+    let error = train_probe_streamed(
+        &blocks(&x, 4),
+        64,
+        &y,
+        &[],
+        classification(2),
+        &fista(0.01, 0.0),
+        1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("store.in_memory_mb"), "{error}");
+    x[250 * 4 + 2] = f32::NAN;
+    let error = train_probe_streamed(
+        &blocks(&x, 4),
+        64,
+        &y,
+        &[],
+        classification(2),
+        &adam_fast(),
+        1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("x[250, 2]"), "{error}");
+}
+
+/// The device solver (what runs on a GPU) on the CPU against the fused one:
+/// same batches, same formulae, so the weights agree to float rounding.
+#[test]
+fn the_device_solver_matches_the_fused_solver() {
+    let (x, y) = blobs(600, 8, 3, 1.5, 11);
+    for shuffle in [false, true] {
+        let s = ProbeSettings {
+            epochs: 4,
+            batch_size: 64,
+            learning_rate: 1e-2,
+            l1: 1e-3,
+            l2: 1e-3,
+            shuffle,
+            ..ProbeSettings::default()
+        };
+        let problem = RawInput {
+            x: &x,
+            rows: 600,
+            cols: 8,
+            labels: &y,
+            targets: &[],
+            task: classification(3),
+        }
+        .into_problem(false)
+        .unwrap();
+        let fused = super::solver_adam::train_adam(&problem, &s, 5, None).unwrap();
+        let device =
+            super::solver_device::train_adam_on(&Device::Cpu, &problem, &s, 5, None).unwrap();
+        let worst = fused
+            .weights
+            .iter()
+            .chain(&fused.bias)
+            .zip(device.weights.iter().chain(&device.bias))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "shuffle {shuffle}: max |diff| {worst}");
+        assert!(device.note.contains("on Cpu"), "{}", device.note);
+    }
+    // The regression loss too.
+    let (x, t) = linear_targets(300, 5, 2);
+    let problem = RawInput {
+        x: &x,
+        rows: 300,
+        cols: 5,
+        labels: &[],
+        targets: &t,
+        task: Task::Regression,
+    }
+    .into_problem(false)
+    .unwrap();
+    let s = adam_fast();
+    let fused = super::solver_adam::train_adam(&problem, &s, 3, None).unwrap();
+    let device = super::solver_device::train_adam_on(&Device::Cpu, &problem, &s, 3, None).unwrap();
+    for (a, b) in fused.weights.iter().zip(&device.weights) {
+        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn a_gpu_device_without_the_cuda_feature_is_a_clear_error() {
+    let s = ProbeSettings {
+        device: "cuda:0".into(),
+        ..ProbeSettings::default()
+    };
+    let message = s.validate().unwrap_err().to_string();
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    assert!(
+        message.contains("--features sieve-runner/cuda"),
+        "{message}"
+    );
+    let s = ProbeSettings {
+        device: "tpu".into(),
+        ..ProbeSettings::default()
+    };
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("`cpu`, `cuda` or `cuda:N`"));
+}

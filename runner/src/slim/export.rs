@@ -8,9 +8,12 @@ use anyhow::{bail, Context, Result};
 use crate::pipeline::saved::SavedResults;
 use crate::spec::{parse_spec_text, LoadedSpec, SentencePoolingSpec, SubwordPoolingSpec, TaskSpec};
 
+use super::candle_encoder::write_truncated_encoder;
 use super::manifest::{
-    sha256_file, SlimManifest, SlimTask, CLASSIFIER_FILE, ENCODER_DIR, MANIFEST_FILE, SLIM_FORMAT,
+    sha256_file, SlimManifest, SlimSource, SlimTask, CLASSIFIER_FILE, ENCODER_DIR, MANIFEST_FILE,
+    ORACLE_FILE, SLIM_FORMAT,
 };
+use super::onnx_encoder::{write_pruned_onnx, ONNX_FILE};
 
 /// How `sieve export` treats its output folder and the run's spec.
 #[derive(Debug, Clone, Default)]
@@ -22,8 +25,8 @@ pub struct ExportOptions {
     pub spec: Option<PathBuf>,
 }
 
-/// Backends whose model folder `export` knows how to copy.
-const SUPPORTED_BACKENDS: &[&str] = &["candle"];
+/// Backends whose encoder `export` knows how to truncate.
+const SUPPORTED_BACKENDS: &[&str] = &["candle", "onnx"];
 
 /// Writes the slim model of the run in `run_dir` to `out_dir`, atomically
 /// (built beside it, then renamed). Returns the manifest written.
@@ -76,15 +79,19 @@ pub fn export_run(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Re
     }
     let last_layer = neurons.iter().map(|n| n[0]).max().unwrap_or(0);
     let report = read_report(run_dir);
-    let model_dir = loaded.resolve(&spec.model.path.value);
-    if !model_dir.join("config.json").is_file() {
-        bail!(
-            "the run's model folder {} is missing (or has no config.json); pass --spec with the spec the run was made from",
-            model_dir.display()
-        );
-    }
-    let mut backend_params = spec.model.params.clone().unwrap_or_default();
-    backend_params.remove("model");
+    let model_path = loaded.resolve(&spec.model.path.value);
+    let source_model = std::fs::canonicalize(&model_path).map_err(|_| {
+        anyhow::anyhow!(
+            "the run's model {} is missing; pass --spec with the spec the run was made from",
+            model_path.display()
+        )
+    })?;
+    let mut spec_params = spec.model.params.clone().unwrap_or_default();
+    spec_params.remove("model");
+    // Hidden states the run probed (embeddings included): the oracle's
+    // inputs are all of them.
+    let model_layers = results.layers.len() as u32;
+    let oracle = oracle_probe(&results, model_layers, run_dir);
 
     let parent = match out_dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -104,44 +111,63 @@ pub fn export_run(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Re
     let tmp = staging.path();
 
     let mut files = BTreeMap::new();
-    let classifier = serde_json::to_vec(probe)?;
-    std::fs::write(tmp.join(CLASSIFIER_FILE), &classifier)?;
-    files.insert(
-        CLASSIFIER_FILE.to_string(),
-        sha256_file(&tmp.join(CLASSIFIER_FILE))?,
-    );
-    std::fs::create_dir(tmp.join(ENCODER_DIR))?;
-    for source in model_files(&model_dir)? {
-        let file_name = source
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let target = tmp.join(ENCODER_DIR).join(&file_name);
-        std::fs::copy(&source, &target)
-            .with_context(|| format!("cannot copy {} to {}", source.display(), target.display()))?;
-        files.insert(format!("{ENCODER_DIR}/{file_name}"), sha256_file(&target)?);
+    let mut write_json = |file: &str, value: &crate::probe::TrainedProbe| -> Result<()> {
+        let path = tmp.join(file);
+        std::fs::write(&path, serde_json::to_vec(value)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        files.insert(file.to_string(), sha256_file(&path)?);
+        Ok(())
+    };
+    write_json(CLASSIFIER_FILE, probe)?;
+    if let Some(oracle) = oracle {
+        write_json(ORACLE_FILE, oracle)?;
+    }
+    let encoder_dir = tmp.join(ENCODER_DIR);
+    std::fs::create_dir(&encoder_dir)
+        .with_context(|| format!("cannot create {}", encoder_dir.display()))?;
+    let encoder = match backend.as_str() {
+        "candle" => candle_encoder(&source_model, &encoder_dir, last_layer, &spec_params)?,
+        "onnx" => onnx_encoder(&source_model, &encoder_dir, last_layer, &spec_params)?,
+        other => bail!("internal error: no encoder export for backend '{other}'"),
+    };
+    for entry in std::fs::read_dir(&encoder_dir)
+        .with_context(|| format!("cannot read {}", encoder_dir.display()))?
+    {
+        let path = entry?.path();
+        let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+        files.insert(format!("{ENCODER_DIR}/{file_name}"), sha256_file(&path)?);
     }
     let manifest = SlimManifest {
         format: SLIM_FORMAT,
         sieve_version: env!("CARGO_PKG_VERSION").to_string(),
         backend,
-        backend_params,
+        backend_params: encoder.backend_params,
+        encoder_model: encoder.model,
         model_name: report["model"]["name"].as_str().unwrap_or("").to_string(),
-        encoder_note: format!(
-            "full encoder weights are kept; the forward pass stops after hidden state {last_layer} at prediction time"
-        ),
+        encoder_note: encoder.note,
         task,
         subword_pooling: subword_name(spec.data.subword_pooling).into(),
         sentence_pooling: sentence_name(spec.data.sentence_pooling).into(),
         batch_size: spec.model.batch_size,
         last_layer,
-        model_layers: report["model"]["layers"].as_u64().unwrap_or(0) as u32,
+        model_layers,
+        kept_layers: Some(last_layer),
         hidden: results.hidden,
         neurons,
         classes: results.classes.clone(),
         run_test_score: Some(selection.test),
         files,
+        source: Some(SlimSource {
+            run_dir: std::fs::canonicalize(run_dir)
+                .unwrap_or_else(|_| run_dir.to_path_buf())
+                .to_string_lossy()
+                .into_owned(),
+            spec_dir: std::fs::canonicalize(&loaded.base_dir)
+                .ok()
+                .map(|d| d.to_string_lossy().into_owned()),
+            model: source_model.to_string_lossy().into_owned(),
+            backend_params: spec_params,
+        }),
     };
     std::fs::write(
         tmp.join(MANIFEST_FILE),
@@ -166,7 +192,7 @@ pub fn export_run(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Re
 /// The run's spec: `RUN_DIR/spec.yaml` with relative paths resolved
 /// against the folder of the spec the run was started from (`--spec`, else
 /// the path report.json records, else the run folder).
-fn run_spec(run_dir: &Path, spec: Option<&Path>) -> Result<LoadedSpec> {
+pub(crate) fn run_spec(run_dir: &Path, spec: Option<&Path>) -> Result<LoadedSpec> {
     let copy = run_dir.join("spec.yaml");
     let (path, text) = match spec {
         Some(path) => (
@@ -204,26 +230,113 @@ fn run_spec(run_dir: &Path, spec: Option<&Path>) -> Result<LoadedSpec> {
     })
 }
 
+/// The encoder written into the slim folder, and how to open it.
+struct EncoderExport {
+    /// The backend's `model` parameter, relative to the slim folder.
+    model: String,
+    /// The backend's other parameters for the exported encoder.
+    backend_params: serde_json::Map<String, serde_json::Value>,
+    /// What was kept and dropped, for the manifest.
+    note: String,
+}
+
+/// The candle backend's model folder, truncated after hidden state
+/// `last_layer`; the backend parameters stay those of the run.
+fn candle_encoder(
+    source: &Path,
+    encoder_dir: &Path,
+    last_layer: u32,
+    spec_params: &serde_json::Map<String, serde_json::Value>,
+) -> Result<EncoderExport> {
+    if !source.join("config.json").is_file() {
+        bail!(
+            "the run's model folder {} has no config.json; pass --spec with the spec the run was made from",
+            source.display()
+        );
+    }
+    let truncated = write_truncated_encoder(source, encoder_dir, last_layer)?;
+    let kept = match last_layer {
+        0 => "the embeddings only (hidden state 0)".to_string(),
+        l => format!("the embeddings and encoder layers 0..{l} (hidden states 0..={l})"),
+    };
+    let note = format!(
+        "{kept} of {} encoder layers are kept; the later layers and the pooler are dropped ({} of {} tensors, {:.1} of {:.1} MB)",
+        truncated.source_layers,
+        truncated.kept_tensors,
+        truncated.kept_tensors + truncated.dropped_tensors,
+        truncated.written_bytes as f64 / 1e6,
+        truncated.source_bytes as f64 / 1e6,
+    );
+    Ok(EncoderExport {
+        model: ENCODER_DIR.to_string(),
+        backend_params: spec_params.clone(),
+        note,
+    })
+}
+
+/// The onnx backend's .onnx file, its graph cut after hidden state
+/// `last_layer`, with the tokenizer beside it.
+fn onnx_encoder(
+    source: &Path,
+    encoder_dir: &Path,
+    last_layer: u32,
+    spec_params: &serde_json::Map<String, serde_json::Value>,
+) -> Result<EncoderExport> {
+    if !source.is_file() {
+        bail!(
+            "the run's ONNX model {} is not a file; pass --spec with the spec the run was made from",
+            source.display()
+        );
+    }
+    let pruned = write_pruned_onnx(source, spec_params, encoder_dir, last_layer)?;
+    let note = format!(
+        "the graph is cut after hidden state {last_layer} of {}: its outputs are hidden states 0..={last_layer}, and it keeps the {} of {} nodes and the weights they need ({:.1} of {:.1} MB)",
+        pruned.source_layers,
+        pruned.kept_nodes,
+        pruned.source_nodes,
+        pruned.written_bytes as f64 / 1e6,
+        pruned.source_bytes as f64 / 1e6,
+    );
+    Ok(EncoderExport {
+        model: format!("{ENCODER_DIR}/{ONNX_FILE}"),
+        backend_params: pruned.backend_params,
+        note,
+    })
+}
+
+/// The run's oracle probe when results.json holds one that fits the model
+/// (every feature of `model_layers` hidden states); otherwise the export
+/// goes on without it and says what `sieve bench --slim` will need.
+fn oracle_probe<'r>(
+    results: &'r SavedResults,
+    model_layers: u32,
+    run_dir: &Path,
+) -> Option<&'r crate::probe::TrainedProbe> {
+    let fits = |p: &crate::probe::TrainedProbe| {
+        p.features == model_layers as usize * results.hidden && p.outputs == results.classes.len()
+    };
+    match results.oracle_probe.as_ref() {
+        Some(oracle) if fits(oracle) => Some(oracle),
+        found => {
+            tracing::warn!(
+                "{} {}; the slim model is exported without oracle.json, so `sieve bench --slim` cannot time the full model on it (run `sieve run --recompute` on the run's spec, then export again)",
+                run_dir.join("results.json").display(),
+                if found.is_some() {
+                    "has an oracle probe that does not match the model"
+                } else {
+                    "has no oracle probe (runs made by an older sieve did not save it)"
+                }
+            );
+            None
+        }
+    }
+}
+
 fn read_report(run_dir: &Path) -> serde_json::Value {
     std::fs::read_to_string(run_dir.join("report.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null)
-}
-
-/// The model folder's top-level files the backend reads (all but docs).
-fn model_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let doc = name.ends_with(".md") || name.starts_with('.');
-        if path.is_file() && !doc {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 fn is_empty_dir(dir: &Path) -> Result<bool> {

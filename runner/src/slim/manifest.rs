@@ -14,6 +14,9 @@ pub const SLIM_FORMAT: u32 = 1;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CLASSIFIER_FILE: &str = "classifier.json";
+/// The run's oracle probe (all features of every hidden state), for
+/// `sieve bench --slim`; optional (older runs did not save it).
+pub const ORACLE_FILE: &str = "oracle.json";
 pub const ENCODER_DIR: &str = "encoder";
 
 /// What a slim model predicts.
@@ -35,12 +38,17 @@ pub struct SlimManifest {
     pub sieve_version: String,
     /// Backend plugin that runs the encoder.
     pub backend: String,
-    /// The backend's parameters besides `model` (which is `encoder/`).
+    /// The backend's parameters besides `model` (which is
+    /// [`SlimManifest::encoder_model`] inside the folder).
     pub backend_params: serde_json::Map<String, serde_json::Value>,
+    /// What the backend's `model` parameter points at, relative to the
+    /// folder: `encoder` (candle: a model folder) or `encoder/model.onnx`.
+    #[serde(default = "default_encoder_model")]
+    pub encoder_model: String,
     /// Name of the encoder the run used (from its report), informative.
     pub model_name: String,
-    /// How the encoder files were reduced; for the candle backend the full
-    /// weights are kept and the forward pass stops at `last_layer`.
+    /// How the encoder was reduced, in words: which layers were kept and
+    /// what was dropped.
     pub encoder_note: String,
     pub task: SlimTask,
     /// `first`, `last` or `average`.
@@ -51,8 +59,15 @@ pub struct SlimManifest {
     pub batch_size: u32,
     /// Hidden states 0..=last_layer are computed (the max selected layer).
     pub last_layer: u32,
-    /// Hidden states of the full model (embeddings included).
+    /// Hidden states of the full model the run used (embeddings included),
+    /// e.g. 7 for a 6-layer encoder; the exported encoder keeps
+    /// [`SlimManifest::kept_layers`] of its encoder layers.
     pub model_layers: u32,
+    /// Encoder layers in `encoder/` (= `last_layer`: hidden state L is the
+    /// output of layer L-1); `None` in folders whose encoder was copied
+    /// whole (the first exports).
+    #[serde(default)]
+    pub kept_layers: Option<u32>,
     pub hidden: usize,
     /// [layer, neuron] of each classifier input, in input order.
     pub neurons: Vec<[u32; 2]>,
@@ -64,6 +79,32 @@ pub struct SlimManifest {
     /// sha256 (hex) of every other file, by path relative to the folder
     /// with `/` separators.
     pub files: BTreeMap<String, String>,
+    /// Where the folder came from, for `sieve bench --slim` only (predict
+    /// never reads it, and it is not checksummed: it points outside).
+    #[serde(default)]
+    pub source: Option<SlimSource>,
+}
+
+/// The run and the full model a slim model was exported from: what
+/// `sieve bench --slim` compares against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlimSource {
+    /// The run's output folder (absolute); its spec names the test split.
+    pub run_dir: String,
+    /// The folder the run's relative paths were read from (absolute), so
+    /// that the test split is found from any working directory.
+    #[serde(default)]
+    pub spec_dir: Option<String>,
+    /// The full model as the run used it (absolute): a model folder or an
+    /// .onnx file.
+    pub model: String,
+    /// The run's backend parameters besides `model`, unchanged (relative
+    /// paths in them are read from the model's folder, as in the run).
+    pub backend_params: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_encoder_model() -> String {
+    ENCODER_DIR.to_string()
 }
 
 impl SlimManifest {
@@ -131,6 +172,19 @@ impl SlimManifest {
             Some("lists fewer than two classes".to_string())
         } else if !self.files.contains_key(CLASSIFIER_FILE) {
             Some(format!("does not list {CLASSIFIER_FILE}"))
+        } else if self.encoder_model != ENCODER_DIR
+            && !self.encoder_model.starts_with(&format!("{ENCODER_DIR}/"))
+        {
+            Some(format!(
+                "names the encoder '{}', which is not inside {ENCODER_DIR}/",
+                self.encoder_model
+            ))
+        } else if self.kept_layers.is_some_and(|kept| kept < self.last_layer) {
+            Some(format!(
+                "keeps {} encoder layers but needs hidden state {}",
+                self.kept_layers.unwrap_or(0),
+                self.last_layer
+            ))
         } else {
             None
         };
@@ -141,6 +195,12 @@ impl SlimManifest {
             ),
             None => Ok(()),
         }
+    }
+
+    /// The path the backend's `model` parameter gets: the encoder folder or
+    /// file inside `dir` (checked to stay inside it).
+    pub fn encoder_path(&self, dir: &Path) -> Result<PathBuf> {
+        listed_path(dir, &self.encoder_model)
     }
 
     /// Checks that every listed file exists with its recorded sha256.
@@ -220,6 +280,7 @@ mod tests {
             sieve_version: "0.0.0".into(),
             backend: "candle".into(),
             backend_params: Default::default(),
+            encoder_model: ENCODER_DIR.into(),
             model_name: "m".into(),
             encoder_note: String::new(),
             task: SlimTask::Tagging,
@@ -228,11 +289,13 @@ mod tests {
             batch_size: 8,
             last_layer: 2,
             model_layers: 7,
+            kept_layers: Some(2),
             hidden: 4,
             neurons: vec![[2, 3], [0, 1]],
             classes: vec!["A".into(), "B".into()],
             run_test_score: None,
             files,
+            source: None,
         };
         std::fs::write(
             dir.join(MANIFEST_FILE),
@@ -251,6 +314,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = sample(dir.path());
         assert_eq!(SlimManifest::load_verified(dir.path()).unwrap(), written);
+    }
+
+    #[test]
+    fn a_first_export_without_the_newer_fields_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = sample(dir.path());
+        let mut value = serde_json::to_value(&written).unwrap();
+        let object = value.as_object_mut().unwrap();
+        for field in ["encoder_model", "kept_layers", "source"] {
+            object.remove(field);
+        }
+        std::fs::write(dir.path().join(MANIFEST_FILE), value.to_string()).unwrap();
+        let loaded = SlimManifest::load_verified(dir.path()).unwrap();
+        assert_eq!(loaded.encoder_model, ENCODER_DIR);
+        assert_eq!((loaded.kept_layers, loaded.source), (None, None));
+    }
+
+    #[test]
+    fn an_encoder_outside_the_encoder_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = sample(dir.path());
+        manifest.encoder_model = "classifier.json".into();
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            serde_json::to_string(&manifest).unwrap(),
+        )
+        .unwrap();
+        assert!(error(dir.path()).contains("not inside encoder/"));
     }
 
     #[test]

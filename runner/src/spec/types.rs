@@ -180,6 +180,29 @@ pub struct StoreSpec {
     /// `false` forces a fresh extraction even when a matching one exists.
     #[serde(default = "default_true")]
     pub reuse: bool,
+    /// `f32` (default) or `f16`: halves disk and the memory of every
+    /// gathered column subset's source pages; values differ from f32 by
+    /// f16 rounding, so it is part of the extraction's identity.
+    #[serde(default)]
+    pub dtype: crate::store::StorageDtype,
+    /// Rows per chunk file: what extraction holds in memory at once, and
+    /// the unit of resuming and sharding.
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: usize,
+    /// Largest activation matrix (a column subset of one split, as f32)
+    /// held in memory, in MiB. Probes on larger ones read the store a block
+    /// of rows at a time; selector plugins get an evenly spread row sample
+    /// of this size.
+    #[serde(default = "default_in_memory_mb")]
+    pub in_memory_mb: usize,
+}
+
+fn default_in_memory_mb() -> usize {
+    crate::pipeline::probing::DEFAULT_IN_MEMORY_MB
+}
+
+fn default_chunk_rows() -> usize {
+    16_384
 }
 
 fn default_true() -> bool {
@@ -192,6 +215,9 @@ impl Default for StoreSpec {
         Self {
             dir: None,
             reuse: true,
+            dtype: crate::store::StorageDtype::F32,
+            chunk_rows: default_chunk_rows(),
+            in_memory_mb: default_in_memory_mb(),
         }
     }
 }
@@ -222,6 +248,14 @@ impl ExperimentSpec {
         }
         if self.model.batch_size == 0 {
             return Err("field `model.batch_size`: must be at least 1".into());
+        }
+        if self.store.in_memory_mb < 16 {
+            return Err(
+                "field `store.in_memory_mb`: must be at least 16 (MiB; default 2048)".into(),
+            );
+        }
+        if self.store.chunk_rows == 0 {
+            return Err("field `store.chunk_rows`: must be at least 1 (default 16384)".into());
         }
         self.selection.check_values()
     }

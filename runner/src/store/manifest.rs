@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::util::hashing::sha256_hex;
 
+use super::chunk_file::{ChunkEntry, StorageDtype};
+
 /// Bumped when the store's layout changes; old extractions are then ignored
 /// (their key differs).
-pub const MANIFEST_FORMAT: u32 = 1;
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// The manifest of one extraction.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -44,6 +46,8 @@ pub struct ExtractionIdentity {
     pub data_fingerprints: Vec<String>,
     /// The reader, task, pooling and split settings, as text.
     pub data_settings: String,
+    /// On-disk precision (f16 values differ from f32 ones).
+    pub dtype: StorageDtype,
 }
 
 impl ExtractionIdentity {
@@ -53,17 +57,32 @@ impl ExtractionIdentity {
     }
 }
 
-/// One split's file.
+/// One split: its chunk files in unit order, and their totals.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SplitEntry {
     pub name: String,
-    pub file: String,
     pub rows: usize,
     pub units: usize,
     pub subword_tokens: u64,
+    /// Seconds of extraction summed over chunks (shards' times add up).
     pub seconds: f64,
     pub windowed_units: u64,
+    pub chunks: Vec<ChunkEntry>,
+}
+
+impl SplitEntry {
+    pub fn from_chunks(name: &str, chunks: Vec<ChunkEntry>) -> SplitEntry {
+        SplitEntry {
+            name: name.to_string(),
+            rows: chunks.iter().map(|c| c.rows).sum(),
+            units: chunks.iter().map(|c| c.units).sum(),
+            subword_tokens: chunks.iter().map(|c| c.subword_tokens).sum(),
+            seconds: chunks.iter().map(|c| c.seconds).sum(),
+            windowed_units: chunks.iter().map(|c| c.windowed_units).sum(),
+            chunks,
+        }
+    }
 }
 
 impl Manifest {
@@ -78,6 +97,14 @@ impl Manifest {
             extraction_seconds: 0.0,
             windowed_units: 0,
         })
+    }
+
+    /// Records the finished splits and their totals.
+    pub fn set_splits(&mut self, splits: Vec<SplitEntry>) {
+        self.subword_tokens = splits.iter().map(|s| s.subword_tokens).sum();
+        self.extraction_seconds = splits.iter().map(|s| s.seconds).sum();
+        self.windowed_units = splits.iter().map(|s| s.windowed_units).sum();
+        self.splits = splits;
     }
 
     /// Columns of every activation matrix.
@@ -124,6 +151,7 @@ pub fn manifest_identity(
     model_fingerprint: String,
     data_fingerprints: Vec<String>,
     data_settings: String,
+    dtype: StorageDtype,
 ) -> ExtractionIdentity {
     ExtractionIdentity {
         backend: backend.to_string(),
@@ -135,5 +163,6 @@ pub fn manifest_identity(
         stored_layers: description.num_layers + 1,
         data_fingerprints,
         data_settings,
+        dtype,
     }
 }

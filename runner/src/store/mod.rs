@@ -2,25 +2,38 @@
 //!
 //! Layout of one extraction (a folder named by its cache key):
 //! ```text
-//! <store>/<key>/manifest.json        what was extracted, from what, how
-//! <store>/<key>/train.safetensors    activations F32 [rows, layers*hidden],
-//! <store>/<key>/dev.safetensors      labels U32 [rows] (or targets F32),
-//! <store>/<key>/test.safetensors     rows_per_unit U32 [units]
+//! <store>/<key>/manifest.json            what was extracted, from what, how
+//! <store>/<key>/train/00000.safetensors  chunk: activations F32|F16
+//! <store>/<key>/train/00001.safetensors    [rows, layers*hidden], labels U32
+//! <store>/<key>/dev/00000.safetensors      [rows] (or targets F32),
+//! <store>/<key>/test/00000.safetensors     rows_per_unit U32 [units]
 //! ```
 //! Column `layer * hidden + neuron` is neuron `neuron` of hidden state
-//! `layer`. numpy reads the files with `safetensors.numpy.load_file`.
-//! An extraction is built in a temporary folder and renamed into place, so a
-//! folder under its key is always complete.
+//! `layer`; a split's rows are its chunks' rows in file order (the manifest
+//! lists them). numpy reads each file with `safetensors.numpy.load_file`.
+//!
+//! Extraction writes one chunk file at a time (atomically) into
+//! `<key>.partial/`, so memory stays bounded by a chunk, an interrupted run
+//! resumes at the first missing chunk, and shards of a cluster job can fill
+//! the same folder (or folders merged later). Only when every chunk is there
+//! is the manifest written and the folder renamed to `<key>`: a folder under
+//! its key is always complete.
 
+mod chunk_file;
+mod columns;
 mod manifest;
-mod safetensors_io;
+mod plan;
+mod split;
 
+pub use chunk_file::{ChunkArrays, ChunkEntry, ChunkFile, SplitTargets, StorageDtype};
+pub use columns::Columns;
 pub use manifest::{manifest_identity, ExtractionIdentity, Manifest, SplitEntry, MANIFEST_FORMAT};
-pub use safetensors_io::{read_split, write_split, SplitArrays, SplitTargets, StoredSplit};
+pub use plan::{ChunkPlan, PlannedChunk, Shard};
+pub use split::StoredSplit;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::util::atomic::write_atomic;
 
@@ -46,6 +59,10 @@ impl ActivationStore {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The folder an extraction with this key lives in.
     pub fn entry_dir(&self, key: &str) -> PathBuf {
         self.dir.join(key)
@@ -62,7 +79,7 @@ impl ActivationStore {
         }
         let manifest = Manifest::read(&manifest_path)?;
         if manifest.key != key {
-            anyhow::bail!(
+            bail!(
                 "{}: manifest key {} does not match its folder {key}; delete the folder to re-extract",
                 manifest_path.display(),
                 manifest.key
@@ -71,21 +88,12 @@ impl ActivationStore {
         let mut splits = Vec::with_capacity(SPLITS.len());
         for split in SPLITS {
             let entry = manifest.split(split)?;
-            let stored =
-                read_split(&dir.join(&entry.file), manifest.columns()).with_context(|| {
-                    format!(
-                        "stored extraction {} is damaged; delete it to re-extract",
-                        dir.display()
-                    )
-                })?;
-            if stored.rows != entry.rows {
-                anyhow::bail!(
-                    "{}: {} rows on disk, manifest says {}; delete the folder to re-extract",
-                    dir.join(&entry.file).display(),
-                    stored.rows,
-                    entry.rows
-                );
-            }
+            let stored = StoredSplit::open(&dir, entry, manifest.columns()).with_context(|| {
+                format!(
+                    "stored extraction {} is damaged; delete it to re-extract",
+                    dir.display()
+                )
+            })?;
             splits.push(stored);
         }
         Ok(Some(StoredExtraction {
@@ -95,9 +103,8 @@ impl ActivationStore {
         }))
     }
 
-    /// Starts (or resumes) the extraction with `key`. Finished splits of an
-    /// interrupted run are kept in `<key>.partial/` and reused, so a long
-    /// extraction continues where it stopped.
+    /// Starts (or resumes) the extraction with `key`. Chunks finished by an
+    /// interrupted run or by other shards are kept in `<key>.partial/`.
     pub fn begin(&self, key: &str) -> Result<PendingExtraction> {
         let dir = self.dir.join(format!("{key}.partial"));
         std::fs::create_dir_all(&dir)
@@ -107,6 +114,12 @@ impl ActivationStore {
             final_dir: self.entry_dir(key),
             key: key.to_string(),
         })
+    }
+
+    /// The unfinished extraction folder for `key`, if one exists.
+    pub fn partial_dir(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.dir.join(format!("{key}.partial"));
+        dir.is_dir().then_some(dir)
     }
 }
 
@@ -118,36 +131,100 @@ pub struct PendingExtraction {
 }
 
 impl PendingExtraction {
-    /// A split finished by an earlier, interrupted run, if its files check
-    /// out (anything else is extracted again).
-    pub fn completed_split(&self, name: &str, cols: usize) -> Option<(SplitEntry, StoredSplit)> {
-        let entry_text = std::fs::read_to_string(self.entry_path(name)).ok()?;
-        let entry: SplitEntry = serde_json::from_str(&entry_text).ok()?;
-        let stored = read_split(&self.dir.join(&entry.file), cols).ok()?;
-        (stored.rows == entry.rows).then_some((entry, stored))
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    /// Writes one finished split (file first, then its entry, each atomic).
-    pub fn write_split(&self, mut entry: SplitEntry, arrays: &SplitArrays) -> Result<SplitEntry> {
-        entry.file = format!("{}.safetensors", entry.name);
+    /// The chunk `planned` as finished earlier (by an interrupted run or
+    /// another shard), if its file is there and is exactly that chunk.
+    /// Anything else is extracted again.
+    pub fn completed_chunk(&self, planned: &PlannedChunk, cols: usize) -> Option<ChunkFile> {
+        let path = self.dir.join(planned.file(SPLITS[planned.split]));
+        let chunk = ChunkFile::open(&path, cols).ok()?;
+        let matches = chunk.entry.first_unit == planned.units.start
+            && chunk.entry.units == planned.units.len()
+            && chunk.rows == planned.rows;
+        matches.then_some(chunk)
+    }
+
+    /// Writes one finished chunk atomically.
+    pub fn write_chunk(
+        &self,
+        planned: &PlannedChunk,
+        arrays: &ChunkArrays<'_>,
+        mut entry: ChunkEntry,
+    ) -> Result<ChunkEntry> {
+        entry.file = planned.file(SPLITS[planned.split]);
+        entry.first_unit = planned.units.start;
+        entry.units = planned.units.len();
         entry.rows = arrays.rows;
-        entry.units = arrays.rows_per_unit.len();
-        write_split(&self.dir.join(&entry.file), arrays)?;
-        write_atomic(
-            &self.entry_path(&entry.name),
-            serde_json::to_string(&entry)?.as_bytes(),
-        )?;
+        chunk_file::write_chunk(&self.dir.join(&entry.file), arrays, &entry)?;
         Ok(entry)
     }
 
-    /// Writes the manifest and moves the folder to its final name.
-    pub fn finish(self, manifest: &Manifest) -> Result<()> {
+    /// Copies the chunks of `plan` that `source` (another store's partial
+    /// folder for the same key, e.g. a shard's) holds and this one lacks.
+    /// Returns how many were copied; a chunk that does not match the plan
+    /// is an error naming the file.
+    pub fn import_chunks(&self, source: &Path, plan: &ChunkPlan, cols: usize) -> Result<usize> {
+        let mut copied = 0;
+        for planned in &plan.chunks {
+            let file = planned.file(SPLITS[planned.split]);
+            let from = source.join(&file);
+            if !from.exists() || self.completed_chunk(planned, cols).is_some() {
+                continue;
+            }
+            let chunk = ChunkFile::open(&from, cols)?;
+            if chunk.entry.first_unit != planned.units.start || chunk.rows != planned.rows {
+                bail!(
+                    "{} holds units from {} ({} rows), this spec's plan expects units from {} ({} rows): was it extracted with another store.chunk_rows?",
+                    from.display(),
+                    chunk.entry.first_unit,
+                    chunk.rows,
+                    planned.units.start,
+                    planned.rows
+                );
+            }
+            let to = self.dir.join(&file);
+            let bytes =
+                std::fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
+            write_atomic(&to, &bytes)?;
+            copied += 1;
+        }
+        Ok(copied)
+    }
+
+    /// The planned chunks not yet on disk.
+    pub fn missing_chunks<'p>(&self, plan: &'p ChunkPlan, cols: usize) -> Vec<&'p PlannedChunk> {
+        plan.chunks
+            .iter()
+            .filter(|c| self.completed_chunk(c, cols).is_none())
+            .collect()
+    }
+
+    /// Writes the manifest (its splits listed from the chunk files on disk)
+    /// and moves the folder to its final name. Fails, naming the first
+    /// missing chunk, unless every planned chunk is there.
+    pub fn finish(self, mut manifest: Manifest, plan: &ChunkPlan) -> Result<Manifest> {
         if manifest.key != self.key {
-            anyhow::bail!("internal error: manifest key differs from the extraction's key");
+            bail!("internal error: manifest key differs from the extraction's key");
         }
-        for split in SPLITS {
-            let _ = std::fs::remove_file(self.entry_path(split));
+        let cols = manifest.columns();
+        let mut splits = Vec::with_capacity(SPLITS.len());
+        for (index, name) in SPLITS.iter().enumerate() {
+            let mut chunks = Vec::new();
+            for planned in plan.split_chunks(index) {
+                let chunk = self.completed_chunk(planned, cols).with_context(|| {
+                    format!(
+                        "{} is missing: the extraction is not complete",
+                        self.dir.join(planned.file(name)).display()
+                    )
+                })?;
+                chunks.push(chunk.entry);
+            }
+            splits.push(SplitEntry::from_chunks(name, chunks));
         }
+        manifest.set_splits(splits);
         write_atomic(
             &self.dir.join("manifest.json"),
             manifest.to_json()?.as_bytes(),
@@ -162,11 +239,8 @@ impl PendingExtraction {
                 "cannot move the extraction into {}",
                 self.final_dir.display()
             )
-        })
-    }
-
-    fn entry_path(&self, split: &str) -> PathBuf {
-        self.dir.join(format!("{split}.entry.json"))
+        })?;
+        Ok(manifest)
     }
 }
 

@@ -120,13 +120,21 @@ pub struct TensorShapeProto {
     pub dim: Vec<Dimension>,
 }
 
-/// `TensorProto` with only its name: enough to tell initializers from
-/// real inputs (IR < 4 lists initializers among the graph inputs).
+/// `TensorProto` with only its name and where its data is: enough to tell
+/// initializers from real inputs (IR < 4 lists initializers among the
+/// graph inputs) and to know whether the model file holds its weights.
 #[derive(Clone, PartialEq, Message)]
 pub struct TensorName {
     #[prost(string, tag = "8")]
     pub name: String,
+    /// `TensorProto.DataLocation`: 0 DEFAULT (in the message), 1 EXTERNAL
+    /// (in a file beside the model).
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
 }
+
+/// `TensorProto.DataLocation.EXTERNAL`.
+pub const DATA_EXTERNAL: i32 = 1;
 
 /// One dimension: the `value` oneof as two optional fields.
 #[derive(Clone, PartialEq, Message)]
@@ -258,6 +266,9 @@ pub struct OnnxModel {
     pub inputs: Vec<ValueInfoProto>,
     pub outputs: Vec<ValueInfoProto>,
     pub initializers: Vec<String>,
+    /// Initializers whose data lives in a file beside the model (external
+    /// data): a copy of the model elsewhere does not find them.
+    pub external_initializers: Vec<String>,
     /// For each initializer, the index of its field in `graph_fields`.
     initializer_fields: Vec<usize>,
     /// (value_info name, field index), so that a name that becomes an
@@ -306,6 +317,7 @@ impl OnnxModel {
             inputs: Vec::new(),
             outputs: Vec::new(),
             initializers: Vec::new(),
+            external_initializers: Vec::new(),
             initializer_fields: Vec::new(),
             value_infos: Vec::new(),
             bytes: Vec::new(),
@@ -325,6 +337,9 @@ impl OnnxModel {
                 }
                 GRAPH_INITIALIZER => {
                     let tensor = TensorName::decode(payload).map_err(|e| bad("initializer", e))?;
+                    if tensor.data_location == DATA_EXTERNAL {
+                        model.external_initializers.push(tensor.name.clone());
+                    }
                     model.initializers.push(tensor.name);
                     model.initializer_fields.push(index);
                 }
@@ -445,7 +460,10 @@ mod tests {
                 },
             ],
             name: "g".into(),
-            initializer: vec![TensorName { name: "w".into() }],
+            initializer: vec![TensorName {
+                name: "w".into(),
+                data_location: 0,
+            }],
             input: vec![ValueInfoProto::tensor("x", ELEM_FLOAT, &["n"])],
             output: vec![ValueInfoProto::tensor("b", ELEM_FLOAT, &["n"])],
         };
@@ -488,6 +506,27 @@ mod tests {
         assert_eq!(graph.node.len(), 1);
         assert_eq!(graph.node[0].op_type, "Relu");
         assert!(graph.initializer.is_empty(), "the pruned node's weight");
+    }
+
+    #[test]
+    fn weights_in_external_files_are_listed() {
+        let mut graph = ModelProto::decode(tiny().as_slice())
+            .expect("decode")
+            .graph
+            .expect("graph");
+        graph.initializer[0].data_location = DATA_EXTERNAL;
+        let bytes = ModelProto {
+            ir_version: 8,
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let model = OnnxModel::parse(bytes).expect("parse");
+        assert_eq!(model.external_initializers, ["w"]);
+        assert!(OnnxModel::parse(tiny())
+            .expect("parse")
+            .external_initializers
+            .is_empty());
     }
 
     #[test]

@@ -56,12 +56,13 @@ pub fn find_hidden_states(
 }
 
 fn explicit_names(model: &OnnxModel, names: &[String]) -> Result<HiddenStateNames, String> {
-    if names.len() < 2 {
-        return Err(format!(
-            "`hidden_states` lists {} tensor(s); it needs the embeddings' output and at least \
-             one layer's",
-            names.len()
-        ));
+    // One name is a graph cut after the embeddings (hidden state 0 only),
+    // as `sieve export` writes when every selected neuron is in layer 0.
+    if names.is_empty() {
+        return Err(
+            "`hidden_states` is empty; list the embeddings' output first, then each layer's"
+                .to_string(),
+        );
     }
     let produced = produced_names(model);
     if let Some(missing) = names.iter().find(|n| !produced.contains(n.as_str())) {
@@ -211,6 +212,17 @@ pub fn needed_nodes(model: &OnnxModel, outputs: &[String]) -> Vec<bool> {
         }
     }
     keep
+}
+
+/// The model cut after hidden state `last_layer`: hidden states
+/// `0..=last_layer` are its only graph outputs, and only the nodes and
+/// weights they need are kept (what the plugin runs for a truncated pass,
+/// and what `sieve export` saves). `last_layer` must be at most
+/// `hidden.num_layers()`.
+pub fn truncated_model(model: &OnnxModel, hidden: &HiddenStateNames, last_layer: usize) -> Vec<u8> {
+    let outputs = &hidden.names[..=last_layer];
+    let keep = needed_nodes(model, outputs);
+    model.with_outputs(outputs, Some(&keep))
 }
 
 /// Integer type of the id inputs.
@@ -370,6 +382,19 @@ mod tests {
         let model = model_with_inputs(vec![pixels, ok]);
         let message = model_inputs(&model).expect_err("unknown");
         assert!(message.contains("'pixel_values'"), "{message}");
+    }
+
+    #[test]
+    fn one_explicit_name_is_a_graph_cut_after_the_embeddings() {
+        let dynamic = |name| ValueInfoProto::tensor(name, ELEM_INT64, &["batch", "sequence"]);
+        let model = model_with_inputs(vec![dynamic("input_ids"), dynamic("attention_mask")]);
+        let names = find_hidden_states(&model, Some(&["y".to_string()])).expect("one state");
+        assert_eq!(
+            (names.num_layers(), names.source),
+            (0, HiddenSource::Explicit)
+        );
+        let message = find_hidden_states(&model, Some(&[])).expect_err("empty list");
+        assert!(message.contains("empty"), "{message}");
     }
 
     #[test]
