@@ -15,7 +15,7 @@ use sieve_runner::store::ActivationStore;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, key, rest @ ..] = args.as_slice() else {
-        anyhow::bail!("usage: oracle_probe STORE_DIR KEY [adam|fista] [standardize]");
+        anyhow::bail!("usage: oracle_probe STORE_DIR KEY [adam|fista] [standardize] [shuffle]");
     };
     let store = ActivationStore::new(&PathBuf::from(dir));
     let stored = store
@@ -26,6 +26,7 @@ fn main() -> anyhow::Result<()> {
         settings.solver = Solver::Fista;
     }
     settings.standardize = rest.iter().any(|a| a == "standardize");
+    settings.shuffle = rest.iter().any(|a| a == "shuffle");
     let [train, dev, test] = &stored.splits[..] else {
         anyhow::bail!("the entry does not have three splits");
     };
