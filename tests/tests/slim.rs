@@ -65,6 +65,26 @@ fn word_tag_sentences(path: &Path) -> TaggedSentences {
         .collect()
 }
 
+/// `sieve bench --slim MODEL --copies 1`: what it printed and its JSON.
+fn bench_slim(dir: &Path, slim: &Path) -> (String, serde_json::Value) {
+    let json = dir.join("bench.json");
+    let output = sieve(
+        &[
+            "bench",
+            "--slim",
+            slim.to_str().unwrap(),
+            "--copies",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let bench = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (String::from_utf8_lossy(&output.stdout).into_owned(), bench)
+}
+
 #[test]
 fn exported_wsj_model_predicts_the_runs_probe_labels_and_refuses_tampering() {
     let _store = store_lock();
@@ -170,27 +190,11 @@ fn exported_wsj_model_predicts_the_runs_probe_labels_and_refuses_tampering() {
     // throughputs printed, and on the run's test split (one copy, batched
     // as the run batched it) both accuracies equal the run's scores, so the
     // oracle really is the run's. No timing is asserted.
-    let json = out.path().join("bench.json");
-    let output = sieve(
-        &[
-            "bench",
-            "--slim",
-            slim.to_str().unwrap(),
-            "--copies",
-            "1",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(output.status.success(), "{}", text(&output));
-    let printed = String::from_utf8_lossy(&output.stdout);
+    let (printed, bench) = bench_slim(out.path(), &slim);
     assert!(
         printed.contains("| slim |") && printed.contains("| full + oracle |"),
         "{printed}"
     );
-    let bench: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(bench["words"], 2504, "the test split's words, once");
     for model in ["slim", "full"] {
         assert!(bench[model]["words_per_second"].as_f64().unwrap() > 0.0);
@@ -319,22 +323,7 @@ fn exported_onnx_model_is_a_pruned_graph_that_predicts_the_runs_probe_labels() {
     );
 
     // The benchmark runs the pruned graph and the run's full graph.
-    let json = out.path().join("bench.json");
-    let output = sieve(
-        &[
-            "bench",
-            "--slim",
-            slim.to_str().unwrap(),
-            "--copies",
-            "1",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(output.status.success(), "{}", text(&output));
-    let bench: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (_, bench) = bench_slim(out.path(), &slim);
     assert_eq!(bench["backend"], "onnx");
     assert_eq!(bench["full"]["last_layer"], 6);
     let full_accuracy = bench["full"]["accuracy"].as_f64().unwrap();

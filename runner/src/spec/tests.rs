@@ -119,3 +119,23 @@ fn downstream_classifiers_are_refused_for_regression() {
     let error = parse_spec_text(&text).unwrap_err();
     assert!(error.contains("regression"), "{error}");
 }
+
+#[test]
+fn store_settings_have_defaults_and_bad_values_name_the_field() {
+    let spec = parse_spec_text(VALID).unwrap();
+    assert_eq!(spec.store.dtype, crate::store::StorageDtype::F32);
+    assert_eq!(spec.store.chunk_rows, 16_384);
+    assert_eq!(spec.store.in_memory_mb, 2048);
+    let f16 = format!("store: {{dtype: f16, chunk_rows: 500, in_memory_mb: 64}}\n{VALID}");
+    let spec = parse_spec_text(&f16).unwrap();
+    assert_eq!(spec.store.dtype, crate::store::StorageDtype::F16);
+    assert_eq!((spec.store.chunk_rows, spec.store.in_memory_mb), (500, 64));
+    for (bad, field) in [
+        ("store: {chunk_rows: 0}", "store.chunk_rows"),
+        ("store: {in_memory_mb: 1}", "store.in_memory_mb"),
+        ("store: {dtype: f8}", "dtype"),
+    ] {
+        let message = parse_spec_text(&format!("{bad}\n{VALID}")).unwrap_err();
+        assert!(message.contains(field), "{bad}: {message}");
+    }
+}
