@@ -203,6 +203,9 @@ fn a_run_over_the_memory_limit_streams_f16_activations_and_keeps_the_accuracy() 
             store.display()
         ),
     );
+    // The paper's selection too: the selectors then get a row sample.
+    let spec_text = spec_text
+        + "selection:\n  layer_selector: {delta: 1.0}\n  clustering: {selector: correlation, params: {threshold: 0.3}}\n  ranking: {selector: elastic-net}\n  top_n: {delta: 1.0}\n";
     let spec = write_spec(dir.path(), "streamed.yaml", &spec_text);
     let output = sieve(&["run", spec.to_str().unwrap()], &[]);
     assert!(output.status.success(), "{}", text(&output));
@@ -215,6 +218,21 @@ fn a_run_over_the_memory_limit_streams_f16_activations_and_keeps_the_accuracy() 
         (oracle - in_memory).abs() < 0.005,
         "oracle test {oracle} streamed from f16 vs {in_memory} in memory"
     );
+    // LayerSelector keeps layers 0..k; their 384 (k + 1) columns of 19,915
+    // train rows exceed 16 MiB (30 MB at k = 0), so the clustering plugin
+    // sees an evenly spread sample, and the report says so.
+    let k = report["layer_selector"]["k"].as_u64().unwrap() as usize;
+    let columns = 384 * (k + 1);
+    let warnings = report["warnings"].to_string();
+    let sampled = (16usize << 20) / (4 * columns);
+    assert!(
+        warnings.contains(&format!(
+            "selector 'correlation' saw {sampled} of 19915 train rows"
+        )),
+        "k = {k}: {warnings}"
+    );
+    let kept = report["selection"]["features"].as_u64().unwrap();
+    assert!(kept > 0 && kept < columns as u64, "{kept} of {columns}");
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     let note = results["oracle_probe"]["solver_note"].as_str().unwrap();
