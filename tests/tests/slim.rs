@@ -65,6 +65,23 @@ fn word_tag_sentences(path: &Path) -> TaggedSentences {
         .collect()
 }
 
+/// `sieve predict` on the test words: its accuracy equals the run's
+/// `selection.test`. Returns the input file.
+fn predict_matches_the_run(dir: &Path, slim: &Path, selection_test: f64) -> std::path::PathBuf {
+    let (input, sentences) = test_words(dir);
+    let output = sieve(
+        &["predict", slim.to_str().unwrap(), input.to_str().unwrap()],
+        &[],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let accuracy = predicted_accuracy(&String::from_utf8(output.stdout).unwrap(), &sentences);
+    assert!(
+        (accuracy - selection_test).abs() < 1e-9,
+        "predict's accuracy {accuracy} vs the run's selection.test {selection_test}"
+    );
+    input
+}
+
 /// `sieve bench --slim MODEL --copies 1`: what it printed and its JSON.
 fn bench_slim(dir: &Path, slim: &Path) -> (String, serde_json::Value) {
     let json = dir.join("bench.json");
@@ -150,17 +167,7 @@ fn exported_wsj_model_predicts_the_runs_probe_labels_and_refuses_tampering() {
     assert!(!again.status.success());
     assert!(text(&again).contains("--force"), "{}", text(&again));
 
-    let (input, sentences) = test_words(out.path());
-    let output = sieve(
-        &["predict", slim.to_str().unwrap(), input.to_str().unwrap()],
-        &[],
-    );
-    assert!(output.status.success(), "{}", text(&output));
-    let accuracy = predicted_accuracy(&String::from_utf8(output.stdout).unwrap(), &sentences);
-    assert!(
-        (accuracy - selection_test).abs() < 1e-9,
-        "predict's accuracy {accuracy} vs the run's selection.test {selection_test}"
-    );
+    let input = predict_matches_the_run(out.path(), &slim, selection_test);
 
     // JSON output: one object per line with words and tags.
     let output = sieve(
@@ -310,17 +317,7 @@ fn exported_onnx_model_is_a_pruned_graph_that_predicts_the_runs_probe_labels() {
     let full = file_size(&source);
     assert!(pruned < full, "pruned graph {pruned} bytes, source {full}");
 
-    let (input, sentences) = test_words(out.path());
-    let output = sieve(
-        &["predict", slim.to_str().unwrap(), input.to_str().unwrap()],
-        &[],
-    );
-    assert!(output.status.success(), "{}", text(&output));
-    let accuracy = predicted_accuracy(&String::from_utf8(output.stdout).unwrap(), &sentences);
-    assert!(
-        (accuracy - selection_test).abs() < 1e-9,
-        "predict's accuracy {accuracy} vs the run's selection.test {selection_test}"
-    );
+    predict_matches_the_run(out.path(), &slim, selection_test);
 
     // The benchmark runs the pruned graph and the run's full graph.
     let (_, bench) = bench_slim(out.path(), &slim);

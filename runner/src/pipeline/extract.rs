@@ -210,12 +210,9 @@ impl Extractor<'_> {
         let units = &splits.splits[planned.split][planned.units.clone()];
         let rows = self.encode_units(units, progress)?;
         let seconds = started.elapsed().as_secs_f64();
-        let split_targets = &targets.splits[planned.split];
-        let first_row: usize = splits.splits[planned.split][..planned.units.start]
-            .iter()
-            .map(|u| self.unit_rows(u))
-            .sum();
-        let chunk_targets = split_targets.slice(first_row..first_row + rows.rows as usize);
+        let first_row = planned.first_row;
+        let chunk_targets =
+            targets.splits[planned.split].slice(first_row..first_row + rows.rows as usize);
         let cols = rows.layers as usize * rows.hidden as usize;
         let arrays = ChunkArrays {
             activations: &rows.values,
@@ -244,14 +241,6 @@ impl Extractor<'_> {
             rows.subword_tokens as f64 / seconds.max(1e-9)
         );
         Ok(())
-    }
-
-    fn unit_rows(&self, unit: &Unit) -> usize {
-        if self.loaded.spec.data.is_word_level() {
-            unit.words.len()
-        } else {
-            1
-        }
     }
 }
 

@@ -59,10 +59,6 @@ impl ActivationStore {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The folder an extraction with this key lives in.
     pub fn entry_dir(&self, key: &str) -> PathBuf {
         self.dir.join(key)

@@ -18,6 +18,8 @@ pub struct PlannedChunk {
     pub split: usize,
     pub index: usize,
     pub units: Range<usize>,
+    /// Row of the split where the chunk starts.
+    pub first_row: usize,
     pub rows: usize,
     /// Position among every chunk of every split (decides its shard).
     pub global_index: usize,
@@ -46,6 +48,7 @@ impl ChunkPlan {
         for (split, units) in rows_per_unit.iter().enumerate() {
             let mut index = 0;
             let mut start = 0;
+            let mut first_row = 0;
             let mut rows = 0;
             for (call, block) in units.chunks(call_units).enumerate() {
                 rows += block.iter().sum::<usize>();
@@ -55,11 +58,13 @@ impl ChunkPlan {
                         split,
                         index,
                         units: start..end,
+                        first_row,
                         rows,
                         global_index: chunks.len(),
                     });
                     index += 1;
                     start = end;
+                    first_row += rows;
                     rows = 0;
                 }
             }

@@ -90,6 +90,8 @@ fn the_plan_cuts_whole_calls_and_covers_every_unit_once() {
     // train: calls [0,2) [2,4) [4,5) of 4, 4, 2 rows -> chunks of >= 3 rows
     let train: Vec<_> = plan.split_chunks(0).map(|c| c.units.clone()).collect();
     assert_eq!(train, vec![0..2, 2..4, 4..5]);
+    let first_rows: Vec<usize> = plan.split_chunks(0).map(|c| c.first_row).collect();
+    assert_eq!(first_rows, vec![0, 4, 8]);
     // dev: calls of 2, 1 rows: one chunk closes at 3 rows (the split's end)
     let dev: Vec<_> = plan.split_chunks(1).map(|c| c.units.clone()).collect();
     assert_eq!(dev, vec![0..3]);
