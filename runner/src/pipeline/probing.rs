@@ -2,9 +2,11 @@
 
 use anyhow::Result;
 
+use std::ops::Range;
+
 use crate::probe::{
-    accuracy, majority_baseline, pearson, train_probe, train_probe_streamed, ProbeSettings,
-    RowBlocks, Task, TrainedProbe,
+    accuracy, majority_baseline, pearson, train_probe, train_probe_bank, train_probe_streamed,
+    ProbeSettings, RowBlocks, Task, TrainedProbe,
 };
 pub use crate::store::Columns;
 use crate::store::StoredSplit;
@@ -134,6 +136,49 @@ impl<'a> ProbeBench<'a> {
                 self.seed,
             )?
         };
+        self.scored(probe, columns)
+    }
+
+    /// Trains one probe per range of positions in `base` (the probe of
+    /// `r` sees `base.sub(r)`) and scores each on dev and test: what
+    /// [`ProbeBench::score`] gives for each, trained together over one pass
+    /// of shared mini-batches when `base` fits in memory
+    /// (`train_probe_bank`: same probes, less copying, parallel over probes).
+    pub fn score_many(
+        &self,
+        base: &Columns,
+        ranges: &[Range<usize>],
+    ) -> Result<Vec<(Score, TrainedProbe)>> {
+        let end = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+        let span = base.sub(0..end);
+        if ranges.len() < 2 || !self.fits_in_memory(self.train, &span) {
+            return ranges
+                .iter()
+                .map(|r| self.score(&base.sub(r.clone())))
+                .collect();
+        }
+        let x = self.train.gather(&span)?;
+        let probes = train_probe_bank(
+            &x,
+            self.train.rows,
+            end,
+            self.labels[0],
+            self.train.targets.values(),
+            self.task,
+            self.settings,
+            self.seed,
+            ranges,
+        )?;
+        drop(x);
+        probes
+            .into_iter()
+            .zip(ranges)
+            .map(|(probe, r)| self.scored(probe, &base.sub(r.clone())))
+            .collect()
+    }
+
+    /// `probe` (trained on `columns`) with its dev and test scores.
+    fn scored(&self, probe: TrainedProbe, columns: &Columns) -> Result<(Score, TrainedProbe)> {
         let score = Score {
             dev: self.evaluate(&probe, self.dev, self.labels[1], columns)?,
             test: self.evaluate(&probe, self.test, self.labels[2], columns)?,

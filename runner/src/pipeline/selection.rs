@@ -427,21 +427,31 @@ impl SelectionRun<'_> {
         let target = reference.dev * (1.0 - spec.delta / 100.0);
         let mut candidates = Vec::new();
         let mut chosen: Option<(Candidate, TrainedProbe)> = None;
-        for n in candidate_sizes(spec, total, ranked.len()) {
-            let (score, probe) = self.bench.score(&Columns::List(ranked[..n].to_vec()))?;
-            let candidate = Candidate {
-                n,
-                dev: score.dev,
-                test: score.test,
-            };
-            info!(
-                "top-{n}: dev {:.4} test {:.4} (target > {target:.4})",
-                score.dev, score.test
-            );
-            candidates.push(candidate);
-            if score.dev > target || spec.target.is_some() {
-                chosen = Some((candidate, probe));
-                break;
+        let sizes = candidate_sizes(spec, total, ranked.len());
+        let ranked_columns = Columns::List(ranked.to_vec());
+        // Candidates are trained a few at a time (in parallel, one thread
+        // each): the probes of small N are too small to use the cores one
+        // by one. What is trained past the chosen N is thrown away; the
+        // result is the same as one by one.
+        let group = 2 * rayon::current_num_threads().max(1);
+        'search: for sizes in sizes.chunks(group) {
+            let ranges: Vec<_> = sizes.iter().map(|&n| 0..n).collect();
+            let scored = self.bench.score_many(&ranked_columns, &ranges)?;
+            for (&n, (score, probe)) in sizes.iter().zip(scored) {
+                let candidate = Candidate {
+                    n,
+                    dev: score.dev,
+                    test: score.test,
+                };
+                info!(
+                    "top-{n}: dev {:.4} test {:.4} (target > {target:.4})",
+                    score.dev, score.test
+                );
+                candidates.push(candidate);
+                if score.dev > target || spec.target.is_some() {
+                    chosen = Some((candidate, probe));
+                    break 'search;
+                }
             }
         }
         // No candidate within the threshold: keep every ranked neuron.

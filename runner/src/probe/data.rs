@@ -266,6 +266,14 @@ pub(crate) fn standardize_rows(x: &[f32], cols: usize, mean: &[f32], std: &[f32]
     out
 }
 
+/// Columns `range` of the row-major matrix `x` ([rows, cols]), copied.
+pub(crate) fn column_range(x: &[f32], cols: usize, range: std::ops::Range<usize>) -> Vec<f32> {
+    x.chunks_exact(cols)
+        .flat_map(|row| &row[range.clone()])
+        .copied()
+        .collect()
+}
+
 /// Calls `f` with the f32 values of a contiguous CPU tensor, without a copy.
 pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R, ProbeError> {
     let (storage, layout) = t.storage_and_layout();

@@ -14,6 +14,7 @@
 
 mod data;
 mod error;
+mod gemm;
 mod metrics;
 mod model;
 mod objective;
@@ -35,6 +36,8 @@ pub use model::TrainedProbe;
 pub use rng::SplitMix64;
 pub use settings::{ProbeSettings, Solver, Task};
 pub use streamed::{train_probe_streamed, RowBlocks};
+
+use std::ops::Range;
 
 use data::RawInput;
 
@@ -105,6 +108,61 @@ pub fn train_probe_warm(
         problem.standardization,
         "",
     ))
+}
+
+/// Trains one probe per column range of `x` ([rows, cols] row-major), as
+/// [`train_probe`] would on each range's columns with the same seed; the
+/// paper's Adam recipe on the CPU trains them together over one pass of
+/// shared mini-batches (see `solver_adam::train_adam_bank`), other settings
+/// train them one after the other.
+#[allow(clippy::too_many_arguments)] // the public API mirrors the spec's fields
+pub fn train_probe_bank(
+    x: &[f32],
+    rows: usize,
+    cols: usize,
+    labels: &[u32],
+    targets: &[f32],
+    task: Task,
+    settings: &ProbeSettings,
+    seed: u64,
+    ranges: &[Range<usize>],
+) -> Result<Vec<TrainedProbe>, ProbeError> {
+    settings.validate()?;
+    if let Some(bad) = ranges.iter().find(|r| r.is_empty() || r.end > cols) {
+        return Err(ProbeError::InvalidSettings(format!(
+            "probe bank: column range {bad:?} is empty or outside the {cols} columns"
+        )));
+    }
+    if settings.solver != Solver::Adam || settings.device != "cpu" {
+        return ranges
+            .iter()
+            .map(|r| {
+                let sub = data::column_range(x, cols, r.clone());
+                train_probe(&sub, rows, r.len(), labels, targets, task, settings, seed)
+            })
+            .collect();
+    }
+    let input = RawInput {
+        x,
+        rows,
+        cols,
+        labels,
+        targets,
+        task,
+    };
+    let problem = input.into_problem(settings.standardize)?;
+    let fitted = solver_adam::train_adam_bank(&problem, ranges, settings, seed)?;
+    Ok(fitted
+        .into_iter()
+        .zip(ranges)
+        .map(|(f, r)| {
+            let standardization = problem
+                .standardization
+                .as_ref()
+                .map(|(mean, std)| (mean[r.clone()].to_vec(), std[r.clone()].to_vec()));
+            fitted_probe(f, problem.outputs, r.len(), standardization, "")
+        })
+        .collect())
 }
 
 /// The trained probe of a solver's result; the note says which solver

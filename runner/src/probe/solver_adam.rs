@@ -1,18 +1,19 @@
 //! The paper's recipe: mini-batch Adam on
 //! `mean loss + l1 * sum|W| + l2 * ||W||_F`.
 //!
-//! Matmuls run through candle; the gradient of the single linear layer is
-//! written out by hand (no autograd graph), and the Adam update of `W` runs
-//! in place on the weight tensor's storage through a candle in-place op, so a
-//! step allocates only the small score matrix and the gradient tensor.
+//! Matmuls call gemm directly on the row-major buffers (`gemm.rs`); the
+//! gradient of the single linear layer is written out by hand (no autograd
+//! graph) and the Adam update runs in place on the weights, so a step
+//! allocates nothing once its scratch buffers have grown.
 
-use std::cell::{Cell, RefCell};
+use std::ops::Range;
 
-use candle_core::{CpuStorage, Device, InplaceOp2, Layout, Tensor};
+use ::gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::data::{with_f32, Problem};
 use super::error::ProbeError;
+use super::gemm::{matmul_into, parallelism, MatRef};
 use super::model::Fitted;
 use super::objective::{
     column_sums, l2_over_norm, paper_penalty, paper_penalty_grad, sum_squares, Targets,
@@ -157,47 +158,6 @@ fn adam_update_par(
     sums.iter().sum()
 }
 
-/// In-place Adam step of the weight tensor given its data gradient.
-struct WeightStep<'s> {
-    moments: RefCell<&'s mut Moments>,
-    coeffs: AdamCoeffs,
-    penalty: PenaltyGrad,
-    /// Sum of squares of the updated weights (output).
-    sum_sq: Cell<f64>,
-}
-
-impl InplaceOp2 for WeightStep<'_> {
-    fn name(&self) -> &'static str {
-        "probe-adam-step"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<()> {
-        let (Some((a1, b1)), Some((a2, b2))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("probe-adam-step: tensors must be contiguous")
-        };
-        let (CpuStorage::F32(w), CpuStorage::F32(g)) = (s1, s2) else {
-            candle_core::bail!("probe-adam-step: tensors must be f32")
-        };
-        let mut moments = self.moments.borrow_mut();
-        let sum_sq = adam_update_par(
-            &mut w[a1..b1],
-            &g[a2..b2],
-            &mut moments,
-            &self.coeffs,
-            self.penalty,
-        );
-        self.sum_sq.set(sum_sq);
-        Ok(())
-    }
-}
-
 /// Reusable buffers of one mini-batch step.
 #[derive(Default)]
 pub(crate) struct BatchScratch {
@@ -206,28 +166,28 @@ pub(crate) struct BatchScratch {
     /// The gradient transposed to [k, n]: gemm multiplies a contiguous
     /// left-hand side ~10% faster than a transposed view.
     dzt: Vec<f32>,
+    /// dL/dW, [k, d].
+    pub(crate) gw: Vec<f32>,
 }
 
-/// Data loss of one mini-batch and its gradients: returns the mean loss and
-/// dL/dW as a [k, d] tensor; dL/db goes to `gb`.
+/// Data loss of one mini-batch `xb` ([n, d]) and its gradients: returns
+/// the mean loss; dL/dW ([k, d]) goes to `scratch.gw`, dL/db to `gb`.
 pub(crate) fn batch_gradient(
-    xb: &Tensor,
-    w: &Tensor,
+    xb: MatRef<'_>,
+    w: &[f32],
     bias: &[f32],
     targets: Targets<'_>,
     scratch: &mut BatchScratch,
     gb: &mut [f32],
-) -> Result<(f64, Tensor), ProbeError> {
+    par: Parallelism,
+) -> f64 {
     let k = bias.len();
     let n = targets.len();
-    let logits = xb.matmul(&w.t()?)?;
     let z = &mut scratch.z;
-    z.clear();
-    with_f32(&logits, |logits| {
-        for row in logits.chunks_exact(k) {
-            z.extend(row.iter().zip(bias).map(|(v, b)| v + b));
-        }
-    })?;
+    matmul_into(xb, MatRef::row_major(w, k, xb.cols).t(), z, par);
+    for row in z.chunks_exact_mut(k) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    }
     let loss = targets.loss_grad_in_place(z, k);
     column_sums(z, k, gb);
     scratch.dzt.resize(n * k, 0.0);
@@ -236,9 +196,9 @@ pub(crate) fn batch_gradient(
             scratch.dzt[c * n + i] = v;
         }
     }
-    let dzt = Tensor::from_slice(&scratch.dzt, (k, n), &Device::Cpu)?;
-    let gw = dzt.matmul(xb)?;
-    Ok((loss, gw))
+    let dzt = MatRef::row_major(&scratch.dzt, k, n);
+    matmul_into(dzt, xb, &mut scratch.gw, par);
+    loss
 }
 
 /// Which rows form each mini-batch: file order (the paper) or a seeded
@@ -246,7 +206,8 @@ pub(crate) fn batch_gradient(
 struct BatchOrder {
     rng: Option<SplitMix64>,
     perm: Vec<u32>,
-    perm_tensor: Option<Tensor>,
+    /// The current batch's rows when shuffling (gathered copy).
+    rows: Vec<f32>,
     labels: Vec<u32>,
     values: Vec<f32>,
 }
@@ -256,37 +217,43 @@ impl BatchOrder {
         Self {
             rng: shuffle.then(|| SplitMix64::for_stream(seed, SHUFFLE_STREAM)),
             perm: (0..rows as u32).collect(),
-            perm_tensor: None,
+            rows: Vec::new(),
             labels: Vec::new(),
             values: Vec::new(),
         }
     }
 
     /// Draws this epoch's permutation (no-op in file order).
-    fn start_epoch(&mut self) -> Result<(), ProbeError> {
+    fn start_epoch(&mut self) {
         if let Some(rng) = &mut self.rng {
             rng.shuffle(&mut self.perm);
-            let n = self.perm.len();
-            self.perm_tensor = Some(Tensor::from_slice(&self.perm, n, &Device::Cpu)?);
         }
-        Ok(())
     }
 
-    /// Rows `start..start + len` of the epoch order: a view in file order,
-    /// a gathered copy when shuffling.
+    /// Rows `start..start + len` of the epoch order of `x` ([rows, cols]):
+    /// a view in file order, a gathered copy (a plain row copy, several
+    /// times faster than candle's `index_select`) when shuffling.
     fn batch<'s>(
         &'s mut self,
-        x: &Tensor,
+        x: &'s [f32],
+        cols: usize,
         all_targets: Targets<'s>,
         start: usize,
         len: usize,
-    ) -> Result<(Tensor, Targets<'s>), ProbeError> {
-        let Some(perm_tensor) = &self.perm_tensor else {
-            return Ok((x.narrow(0, start, len)?, all_targets.slice(start, len)));
-        };
-        let idx = perm_tensor.narrow(0, start, len)?;
-        let xb = x.index_select(&idx, 0)?;
+    ) -> (MatRef<'s>, Targets<'s>) {
+        if self.rng.is_none() {
+            let view = &x[start * cols..(start + len) * cols];
+            return (
+                MatRef::row_major(view, len, cols),
+                all_targets.slice(start, len),
+            );
+        }
         let rows = &self.perm[start..start + len];
+        self.rows.clear();
+        for &r in rows {
+            let first = r as usize * cols;
+            self.rows.extend_from_slice(&x[first..first + cols]);
+        }
         let targets = match all_targets {
             Targets::Classes(c) => {
                 self.labels.clear();
@@ -299,13 +266,14 @@ impl BatchOrder {
                 Targets::Values(&self.values)
             }
         };
-        Ok((xb, targets))
+        (MatRef::row_major(&self.rows, len, cols), targets)
     }
 }
 
 /// The weights, moments and scratch buffers of one Adam run.
 struct AdamState {
-    w: Tensor,
+    /// [k, d], row-major.
+    w: Vec<f32>,
     bias: Vec<f32>,
     w_moments: Moments,
     b_moments: Moments,
@@ -313,60 +281,54 @@ struct AdamState {
     gb: Vec<f32>,
     step: u64,
     sum_sq: f64,
+    /// Threads of the products and of the weight update: candle's count
+    /// for a probe alone, 1 inside a bank (parallel over probes).
+    threads: usize,
 }
 
 impl AdamState {
-    fn new(
-        k: usize,
-        d: usize,
-        seed: u64,
-        init: Option<(&[f32], &[f32])>,
-    ) -> Result<Self, ProbeError> {
-        let (w0, bias) = match init {
+    fn new(k: usize, d: usize, seed: u64, init: Option<(&[f32], &[f32])>, threads: usize) -> Self {
+        let (w, bias) = match init {
             Some((w, b)) => (w.to_vec(), b.to_vec()),
             None => torch_linear_init(k, d, seed),
         };
-        Ok(Self {
-            sum_sq: sum_squares(&w0),
-            w: Tensor::from_vec(w0, (k, d), &Device::Cpu)?,
+        Self {
+            sum_sq: sum_squares(&w),
+            w,
             bias,
             w_moments: Moments::new(k * d),
             b_moments: Moments::new(k),
             scratch: BatchScratch::default(),
             gb: vec![0.0f32; k],
             step: 0,
-        })
+            threads,
+        }
     }
 
     /// One mini-batch step; returns the batch's mean data loss.
-    fn step(
-        &mut self,
-        xb: &Tensor,
-        targets: Targets<'_>,
-        s: &ProbeSettings,
-    ) -> Result<f64, ProbeError> {
-        let (loss, gw) = batch_gradient(
+    fn step(&mut self, xb: MatRef<'_>, targets: Targets<'_>, s: &ProbeSettings) -> f64 {
+        let loss = batch_gradient(
             xb,
             &self.w,
             &self.bias,
             targets,
             &mut self.scratch,
             &mut self.gb,
-        )?;
+            parallelism(self.threads),
+        );
         self.step += 1;
         let coeffs = AdamCoeffs::at_step(s.learning_rate, self.step);
         let penalty = PenaltyGrad {
             l1: s.l1,
             l2_over_norm: l2_over_norm(s.l2, self.sum_sq),
         };
-        let op = WeightStep {
-            moments: RefCell::new(&mut self.w_moments),
-            coeffs,
-            penalty,
-            sum_sq: Cell::new(0.0),
+        let gw = &self.scratch.gw;
+        self.sum_sq = if self.threads > 1 {
+            adam_update_par(&mut self.w, gw, &mut self.w_moments, &coeffs, penalty)
+        } else {
+            let m = &mut self.w_moments;
+            adam_update(&mut self.w, gw, (&mut m.m, &mut m.v), &coeffs, penalty)
         };
-        self.w.inplace_op2(&gw, &op)?;
-        self.sum_sq = op.sum_sq.get();
         let bm = (&mut self.b_moments.m[..], &mut self.b_moments.v[..]);
         adam_update(
             &mut self.bias,
@@ -375,25 +337,27 @@ impl AdamState {
             &coeffs,
             PenaltyGrad::default(),
         );
-        Ok(loss)
+        loss
     }
 
-    /// Every mini-batch of `x` in `order`; returns the summed row losses.
+    /// Every mini-batch of `x` ([rows, cols]) in `order`; returns the
+    /// summed row losses.
     fn pass(
         &mut self,
-        x: &Tensor,
+        x: &[f32],
         targets: Targets<'_>,
         order: &mut BatchOrder,
         s: &ProbeSettings,
-    ) -> Result<f64, ProbeError> {
+    ) -> f64 {
         let rows = targets.len();
+        let cols = self.w.len() / self.bias.len();
         let mut total = 0.0f64;
         for start in (0..rows).step_by(s.batch_size) {
             let len = s.batch_size.min(rows - start);
-            let (xb, batch_targets) = order.batch(x, targets, start, len)?;
-            total += self.step(&xb, batch_targets, s)? * len as f64;
+            let (xb, batch_targets) = order.batch(x, cols, targets, start, len);
+            total += self.step(xb, batch_targets, s) * len as f64;
         }
-        Ok(total)
+        total
     }
 }
 
@@ -405,31 +369,84 @@ pub(crate) fn train_adam(
     seed: u64,
     init: Option<(&[f32], &[f32])>,
 ) -> Result<Fitted, ProbeError> {
-    let mut state = AdamState::new(p.outputs, p.cols, seed, init)?;
+    let threads = candle_core::utils::get_num_threads();
+    let mut state = AdamState::new(p.outputs, p.cols, seed, init, threads);
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
     let mut epoch_loss = f64::NAN;
-    for _ in 0..s.epochs {
-        order.start_epoch()?;
-        epoch_loss = state.pass(&p.x, p.targets, &mut order, s)? / p.rows as f64;
-    }
+    with_f32(&p.x, |x| {
+        for _ in 0..s.epochs {
+            order.start_epoch();
+            epoch_loss = state.pass(x, p.targets, &mut order, s) / p.rows as f64;
+        }
+    })?;
     finish(state.w, state.bias, s, epoch_loss)
 }
 
+/// Trains one probe per column range of `p.x` over the same mini-batches:
+/// each batch is gathered once and every probe steps on a view of its
+/// columns, the probes in parallel (each on one thread). A probe gets the
+/// init, batches and updates it would get alone with the same seed, so each
+/// result equals [`train_adam`] on that range's columns up to the rounding
+/// of the products; what is saved is the per-probe gather, standardisation
+/// and shuffled copy of the rows, and the threads' wake-ups of small
+/// products split over the cores.
+pub(crate) fn train_adam_bank(
+    p: &Problem<'_>,
+    ranges: &[Range<usize>],
+    s: &ProbeSettings,
+    seed: u64,
+) -> Result<Vec<Fitted>, ProbeError> {
+    let mut states: Vec<AdamState> = ranges
+        .iter()
+        .map(|r| AdamState::new(p.outputs, r.len(), seed, None, 1))
+        .collect();
+    let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
+    let mut epoch_losses = vec![f64::NAN; ranges.len()];
+    with_f32(&p.x, |x| {
+        for _ in 0..s.epochs {
+            order.start_epoch();
+            let mut totals = vec![0.0f64; ranges.len()];
+            for start in (0..p.rows).step_by(s.batch_size) {
+                let len = s.batch_size.min(p.rows - start);
+                let (xb, targets) = order.batch(x, p.cols, p.targets, start, len);
+                let losses: Vec<f64> = states
+                    .par_iter_mut()
+                    .zip(ranges)
+                    .map(|(state, range)| state.step(xb.columns(range.clone()), targets, s))
+                    .collect();
+                for (total, loss) in totals.iter_mut().zip(losses) {
+                    *total += loss * len as f64;
+                }
+            }
+            for (loss, total) in epoch_losses.iter_mut().zip(&totals) {
+                *loss = total / p.rows as f64;
+            }
+        }
+    })?;
+    states
+        .into_iter()
+        .zip(epoch_losses)
+        .map(|(state, loss)| finish(state.w, state.bias, s, loss))
+        .collect()
+}
+
 /// The paper's recipe over training rows read a block at a time
-/// (`load(first_row, rows)` gives a `[rows, cols]` tensor). In file order
-/// the batches are exactly those of [`train_adam`] (blocks hold whole
-/// batches); shuffling permutes the blocks and the rows inside each block,
-/// seeded, since a global permutation would read every block per batch.
+/// (`load(first_row, rows)` gives a row-major `[rows, cols]` matrix). In
+/// file order the batches are exactly those of [`train_adam`] (blocks hold
+/// whole batches); shuffling permutes the blocks and the rows inside each
+/// block, seeded, since a global permutation would read every block per
+/// batch.
 pub(crate) fn train_adam_blocks(
     shape: (usize, usize, usize),
     targets: Targets<'_>,
     block_rows: usize,
-    load: &mut dyn FnMut(usize, usize) -> Result<Tensor, ProbeError>,
+    load: &mut dyn FnMut(usize, usize) -> Result<Vec<f32>, ProbeError>,
     s: &ProbeSettings,
     seed: u64,
 ) -> Result<Fitted, ProbeError> {
     let (rows, cols, outputs) = shape;
-    let mut state = AdamState::new(outputs, cols, seed, None)?;
+    let threads = candle_core::utils::get_num_threads();
+    let mut state = AdamState::new(outputs, cols, seed, None, threads);
     let starts: Vec<usize> = (0..rows).step_by(block_rows.max(1)).collect();
     let mut block_rng = SplitMix64::for_stream(seed, SHUFFLE_STREAM + 1);
     let mut epoch_loss = f64::NAN;
@@ -446,22 +463,21 @@ pub(crate) fn train_adam_blocks(
             let block_seed =
                 seed ^ ((epoch as u64) << 32 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let mut order = BatchOrder::new(len, s.shuffle, block_seed);
-            order.start_epoch()?;
-            total += state.pass(&x, targets.slice(start, len), &mut order, s)?;
+            order.start_epoch();
+            total += state.pass(&x, targets.slice(start, len), &mut order, s);
         }
         epoch_loss = total / rows as f64;
     }
     finish(state.w, state.bias, s, epoch_loss)
 }
 
-/// Reads the weights back and writes the solver note.
+/// Checks the trained weights and writes the solver note.
 pub(crate) fn finish(
-    w: Tensor,
+    weights: Vec<f32>,
     bias: Vec<f32>,
     s: &ProbeSettings,
     epoch_loss: f64,
 ) -> Result<Fitted, ProbeError> {
-    let weights: Vec<f32> = w.flatten_all()?.to_vec1()?;
     let penalty = paper_penalty(&weights, s.l1, s.l2);
     let objective = epoch_loss + penalty;
     if !weights.iter().chain(&bias).all(|v| v.is_finite()) || epoch_loss.is_infinite() {

@@ -93,7 +93,7 @@ pub(crate) fn train_adam_on(
         }
         epoch_loss = total / p.rows as f64;
     }
-    let w = adam.w.to_device(&Device::Cpu)?;
+    let w: Vec<f32> = adam.w.flatten_all()?.to_vec1()?;
     let bias = adam.b.to_vec1::<f32>()?;
     let mut fitted = finish(w, bias, s, epoch_loss)?;
     fitted.note = format!("{} on {device:?}", fitted.note);

@@ -5,8 +5,6 @@
 
 use std::ops::Range;
 
-use candle_core::{Device, Tensor};
-
 use super::data::{check_finite, checked_targets, standardize_rows};
 use super::error::ProbeError;
 use super::settings::{ProbeSettings, Solver, Task};
@@ -53,13 +51,13 @@ pub fn train_probe_streamed(
     } else {
         None
     };
-    let mut load = |start: usize, len: usize| -> Result<Tensor, ProbeError> {
+    let mut load = |start: usize, len: usize| -> Result<Vec<f32>, ProbeError> {
         let x = read_checked(source, start..start + len)?;
         let x = match &standardization {
             Some((mean, std)) => standardize_rows(&x, cols, mean, std),
             None => x,
         };
-        Ok(Tensor::from_vec(x, (len, cols), &Device::Cpu)?)
+        Ok(x)
     };
     let fitted = train_adam_blocks(
         (rows, cols, task.outputs()),

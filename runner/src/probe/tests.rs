@@ -1,10 +1,12 @@
 //! Unit tests on seeded synthetic data.
 
 use super::data::RawInput;
+use super::gemm::MatRef;
 use super::objective::{l2_over_norm, paper_penalty, paper_penalty_grad, Targets};
 use super::solver_adam::{batch_gradient, torch_linear_init, BatchScratch};
 use super::*;
-use candle_core::{Device, Tensor};
+use ::gemm::Parallelism;
+use candle_core::Device;
 
 /// Gaussian blobs: `classes` centres at distance ~`sep`, unit noise.
 fn blobs(rows: usize, cols: usize, classes: usize, sep: f64, seed: u64) -> (Vec<f32>, Vec<u32>) {
@@ -298,12 +300,19 @@ fn adam_objective_gradient_matches_finite_differences() {
     let (x, y) = blobs(n, d, k, 1.0, 11);
     let (w, b) = torch_linear_init(k, d, 3);
     let (l1, l2) = (0.05f32, 0.2f32);
-    let xt = Tensor::from_slice(&x, (n, d), &Device::Cpu).unwrap();
-    let wt = Tensor::from_slice(&w, (k, d), &Device::Cpu).unwrap();
+    let xb = MatRef::row_major(&x, n, d);
     let (mut scratch, mut gb) = (BatchScratch::default(), vec![0.0; k]);
-    let (loss, gw) =
-        batch_gradient(&xt, &wt, &b, Targets::Classes(&y), &mut scratch, &mut gb).unwrap();
-    let gw: Vec<f32> = gw.flatten_all().unwrap().to_vec1().unwrap();
+    let targets = Targets::Classes(&y);
+    let loss = batch_gradient(
+        xb,
+        &w,
+        &b,
+        targets,
+        &mut scratch,
+        &mut gb,
+        Parallelism::None,
+    );
+    let gw = scratch.gw.clone();
     let l2n = l2_over_norm(l2, w.iter().map(|&v| (v as f64).powi(2)).sum());
     let analytic: Vec<f64> = gw
         .iter()
@@ -734,4 +743,55 @@ fn a_gpu_device_without_the_cuda_feature_is_a_clear_error() {
         .unwrap_err()
         .to_string()
         .contains("`cpu`, `cuda` or `cuda:N`"));
+}
+
+/// Closest agreement two float results can be expected to have when only
+/// the memory layout of a matrix product's inputs differs.
+fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= tol, "{what}: max difference {worst} > {tol}");
+}
+
+#[test]
+fn a_probe_bank_equals_probes_trained_one_by_one() {
+    let cols = 9;
+    let (x, y) = blobs(650, cols, 4, 1.0, 12);
+    let ranges = [0..3, 3..9, 0..9, 2..5];
+    for (shuffle, standardize) in [(false, false), (true, true), (true, false)] {
+        let s = ProbeSettings {
+            shuffle,
+            standardize,
+            epochs: 3,
+            ..adam_fast()
+        };
+        let bank =
+            train_probe_bank(&x, 650, cols, &y, &[], classification(4), &s, 5, &ranges).unwrap();
+        assert_eq!(bank.len(), ranges.len());
+        for (probe, r) in bank.iter().zip(&ranges) {
+            let sub = data::column_range(&x, cols, r.clone());
+            let alone = train_cls(&sub, &y, r.len(), 4, &s, 5);
+            let what = format!("range {r:?} shuffle={shuffle} standardize={standardize}");
+            assert_eq!(probe.features, r.len(), "{what}");
+            assert_close(&probe.weights, &alone.weights, 1e-5, &what);
+            assert_close(&probe.bias, &alone.bias, 1e-5, &what);
+            assert_eq!(probe.standardization, alone.standardization, "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_probe_bank_rejects_ranges_outside_the_matrix() {
+    let (x, y) = blobs(50, 4, 2, 1.0, 3);
+    let s = adam_fast();
+    for bad in [2..6, 3..3] {
+        let err = train_probe_bank(&x, 50, 4, &y, &[], classification(2), &s, 0, &[0..2, bad])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("column range"), "{err}");
+    }
 }

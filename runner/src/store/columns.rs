@@ -25,6 +25,15 @@ impl Columns {
         self.len() == 0
     }
 
+    /// Positions `within` of these columns (e.g. the first N of a ranked
+    /// list, or one layer of the layers 0..=k).
+    pub fn sub(&self, within: Range<usize>) -> Columns {
+        match self {
+            Columns::Range(r) => Columns::Range(r.start + within.start..r.start + within.end),
+            Columns::List(l) => Columns::List(l[within].to_vec()),
+        }
+    }
+
     /// Copies these columns of a row-major matrix into a new one.
     pub fn gather(&self, matrix: &[f32], cols: usize) -> Vec<f32> {
         let width = self.len();
@@ -62,5 +71,21 @@ mod tests {
             Columns::List(vec![3, 0]).gather(&matrix, 4),
             vec![3., 0., 7., 4., 11., 8.]
         );
+    }
+
+    #[test]
+    fn sub_picks_positions_of_the_columns() {
+        assert_eq!(
+            Columns::Range(4..10).sub(1..3).gather(&[0.0; 20], 10).len(),
+            4
+        );
+        match Columns::Range(4..10).sub(1..3) {
+            Columns::Range(r) => assert_eq!(r, 5..7),
+            other => panic!("expected a range, got {other:?}"),
+        }
+        match Columns::List(vec![9, 2, 7, 1]).sub(1..3) {
+            Columns::List(l) => assert_eq!(l, vec![2, 7]),
+            other => panic!("expected a list, got {other:?}"),
+        }
     }
 }
