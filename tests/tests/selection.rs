@@ -186,6 +186,27 @@ fn ccfs_on_wsj_pos_keeps_few_neurons_and_the_oracles_accuracy() {
         report["selection"]["neurons"]
     );
     assert_eq!(third["clustering"], report["clustering"]);
+
+    // LayerSelector's early stop (pos-wsj-fast.yaml: the same selection
+    // stages, no single-layer probes, cumulative probes only up to the
+    // choice): the same layers and neurons from fewer probes.
+    let fast_out = tempfile::tempdir().unwrap();
+    let fast_spec = shipped_spec("pos-wsj-fast.yaml", fast_out.path(), &shared_store());
+    let fast = sieve(&["run", fast_spec.to_str().unwrap()], &[]);
+    assert!(fast.status.success(), "{}", text(&fast));
+    let fast = read_report(&fast_out.path().join("run"));
+    assert_eq!(fast["layer_selector"], report["layer_selector"]);
+    assert_eq!(fast["selection"]["neurons"], report["selection"]["neurons"]);
+    let layers = fast["layers"].as_array().expect("report.layers");
+    let trained = |field: &str| layers.iter().filter(|l| !l[field].is_null()).count();
+    assert_eq!(trained("single_dev"), 0, "no single-layer probes");
+    // Layers 0..=k, one group past k at most, and the oracle.
+    assert!(
+        trained("cumulative_dev") <= k as usize + 3 && trained("cumulative_dev") < 7,
+        "{} cumulative probes trained",
+        trained("cumulative_dev")
+    );
+    assert!(!layers[6]["cumulative_dev"].is_null(), "the oracle");
 }
 
 #[test]

@@ -80,10 +80,6 @@ fn feature_set(
         };
         return Ok(("selection", Columns::List(columns), probe));
     }
-    let oracle = results
-        .layers
-        .last()
-        .map(|layer| layer.cumulative)
-        .ok_or_else(|| anyhow::anyhow!("no layers were probed"))?;
+    let oracle = super::layers::oracle_score(&results.layers)?;
     Ok(("oracle", Columns::Range(0..bench.train.cols), oracle))
 }

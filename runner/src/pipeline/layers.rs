@@ -1,22 +1,59 @@
 //! Per-layer probes: each hidden state alone and the layers 0..=k together.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tracing::info;
 
 use super::extract::progress_bar;
 use super::probing::{Columns, ProbeBench, Score};
+use super::selection::select_layer;
 use crate::probe::TrainedProbe;
 
-/// Scores for hidden state `k`.
+/// Scores for hidden state `k`; a probe the plan skipped has no score.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LayerScores {
     pub k: u32,
-    pub single: Score,
-    pub cumulative: Score,
+    pub single: Option<Score>,
+    pub cumulative: Option<Score>,
 }
 
-/// Trains the single-layer and cumulative probes for hidden states
-/// `0..layers` (together, see [`ProbeBench::score_many`]). The last
+/// The score of the probe on every feature (the last cumulative probe,
+/// always trained).
+pub fn oracle_score(layers: &[LayerScores]) -> Result<Score> {
+    layers
+        .last()
+        .and_then(|layer| layer.cumulative)
+        .context("no layers were probed")
+}
+
+/// Which per-layer probes to train.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerPlan {
+    /// Train each hidden state's probe alone (reported, not used by the
+    /// selection).
+    pub single_layers: bool,
+    /// LayerSelector's delta (%) when the cumulative probes may stop at its
+    /// choice: the oracle first, then 0..=k for k = 0, 1, ... until one is
+    /// strictly above the target, which is the lowest such k, so the choice
+    /// is the same as with every probe trained.
+    pub stop_at_choice: Option<f64>,
+}
+
+impl Default for LayerPlan {
+    fn default() -> Self {
+        Self {
+            single_layers: true,
+            stop_at_choice: None,
+        }
+    }
+}
+
+/// Cumulative probes trained together while stopping early: small groups,
+/// so little is trained past the choice, but two per core's worth of
+/// parallel work.
+const CUMULATIVE_GROUP: usize = 2;
+
+/// Trains the per-layer probes for hidden states `0..layers` as `plan`
+/// says (together where possible, see [`ProbeBench::score_many`]). The last
 /// cumulative probe sees every feature: the oracle, returned with the
 /// scores (`sieve export` saves it, so that `sieve bench --slim` can time
 /// the full model with a real classifier).
@@ -24,34 +61,100 @@ pub fn probe_layers(
     bench: &ProbeBench<'_>,
     layers: u32,
     hidden: usize,
-) -> Result<(Vec<LayerScores>, Option<TrainedProbe>)> {
+    plan: LayerPlan,
+) -> Result<(Vec<LayerScores>, TrainedProbe)> {
     let layers = layers as usize;
     let progress = progress_bar("probes", 1);
-    // Single layers 0..L, then layers 0..=k for k >= 1 (0..=0 is layer 0).
-    let singles = (0..layers).map(|k| k * hidden..(k + 1) * hidden);
-    let cumulative = (1..layers).map(|k| 0..(k + 1) * hidden);
-    let ranges: Vec<_> = singles.chain(cumulative).collect();
     let all = Columns::Range(0..layers * hidden);
-    let mut scored = bench.score_many(&all, &ranges)?.into_iter();
-    let singles: Vec<(Score, TrainedProbe)> = scored.by_ref().take(layers).collect();
-    let cumulative: Vec<(Score, TrainedProbe)> = scored.collect();
-    progress.finish_and_clear();
-    let mut rows = Vec::with_capacity(layers);
-    for (k, (single, _)) in singles.iter().enumerate() {
-        let cumulative = if k == 0 { single } else { &cumulative[k - 1].0 };
-        info!(
-            "layer {k}: alone dev {:.4} test {:.4}; layers 0..={k} dev {:.4} test {:.4}",
-            single.dev, single.test, cumulative.dev, cumulative.test
-        );
-        rows.push(LayerScores {
-            k: k as u32,
-            single: *single,
-            cumulative: *cumulative,
-        });
-    }
-    let oracle = match cumulative.into_iter().last() {
-        Some((_, probe)) => Some(probe),
-        None => singles.into_iter().next().map(|(_, probe)| probe),
+    let single = |k: usize| k * hidden..(k + 1) * hidden;
+    let cumulative = |k: usize| 0..(k + 1) * hidden;
+    let mut rows: Vec<LayerScores> = (0..layers as u32)
+        .map(|k| LayerScores {
+            k,
+            single: None,
+            cumulative: None,
+        })
+        .collect();
+
+    // First bank: the oracle, the single layers and the cumulative probes
+    // (when stopping early, only the first group of them, so the bank
+    // keeps the cores busy).
+    let oracle_k = layers - 1;
+    let mut ranges = vec![cumulative(oracle_k)];
+    let singles: Vec<usize> = match plan.single_layers {
+        true => (0..layers).collect(),
+        false => Vec::new(),
     };
-    Ok((rows, oracle))
+    ranges.extend(singles.iter().map(|&k| single(k)));
+    // Layers 0..=0 is layer 0 alone when the single layers are trained.
+    let first_cumulative = usize::from(plan.single_layers);
+    let cumulative_ks: Vec<usize> = (first_cumulative..oracle_k).collect();
+    let first_bank = match plan.stop_at_choice {
+        Some(_) => CUMULATIVE_GROUP.min(cumulative_ks.len()),
+        None => cumulative_ks.len(),
+    };
+    let (now, later) = cumulative_ks.split_at(first_bank);
+    ranges.extend(now.iter().map(|&k| cumulative(k)));
+    let mut scored = bench.score_many(&all, &ranges)?.into_iter();
+    let (oracle, oracle_probe) = scored.next().context("the oracle probe was not trained")?;
+    rows[oracle_k].cumulative = Some(oracle);
+    for (&k, (score, _)) in singles.iter().zip(scored.by_ref()) {
+        rows[k].single = Some(score);
+    }
+    if plan.single_layers {
+        rows[0].cumulative = rows[0].single;
+    }
+    for (&k, (score, _)) in now.iter().zip(scored) {
+        rows[k].cumulative = Some(score);
+    }
+    if let Some(delta) = plan.stop_at_choice {
+        cumulative_until_choice(bench, &all, &mut rows, later, hidden, delta)?;
+    }
+    progress.finish_and_clear();
+    for row in &rows {
+        info!(
+            "layer {}: alone {}; layers 0..={} {}",
+            row.k,
+            describe(row.single),
+            row.k,
+            describe(row.cumulative)
+        );
+    }
+    Ok((rows, oracle_probe))
+}
+
+/// Trains the cumulative probes `ks` (ascending) a group at a time until
+/// LayerSelector's choice is among the trained ones.
+fn cumulative_until_choice(
+    bench: &ProbeBench<'_>,
+    all: &Columns,
+    rows: &mut [LayerScores],
+    ks: &[usize],
+    hidden: usize,
+    delta: f64,
+) -> Result<()> {
+    let oracle_k = rows.len() - 1;
+    let chosen = |rows: &[LayerScores]| select_layer(&cumulative_dev(rows), delta) < oracle_k;
+    for group in ks.chunks(CUMULATIVE_GROUP) {
+        if chosen(rows) {
+            break;
+        }
+        let ranges: Vec<_> = group.iter().map(|&k| 0..(k + 1) * hidden).collect();
+        for (&k, (score, _)) in group.iter().zip(bench.score_many(all, &ranges)?) {
+            rows[k].cumulative = Some(score);
+        }
+    }
+    Ok(())
+}
+
+/// The cumulative dev scores, `None` where the probe was not trained.
+pub fn cumulative_dev(rows: &[LayerScores]) -> Vec<Option<f64>> {
+    rows.iter().map(|r| r.cumulative.map(|s| s.dev)).collect()
+}
+
+fn describe(score: Option<Score>) -> String {
+    match score {
+        Some(s) => format!("dev {:.4} test {:.4}", s.dev, s.test),
+        None => "not trained".into(),
+    }
 }

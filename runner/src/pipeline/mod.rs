@@ -30,7 +30,7 @@ use crate::util::hashing::fingerprint_path;
 use control::ControlSummary;
 use corpora::{encode_targets, read_splits, EncodedTargets, Splits};
 use extract::{Extraction, Extractor};
-use layers::probe_layers;
+use layers::{oracle_score, probe_layers, LayerPlan};
 use probing::{Columns, ProbeBench, Score};
 use saved::{results_fingerprint, SavedResults};
 use selection::SelectionRun;
@@ -235,7 +235,8 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
             let stage = Instant::now();
             let hidden = description.hidden_size as usize;
             let states = description.num_hidden_states();
-            let (layer_scores, oracle_probe) = probe_layers(&bench, states, hidden)?;
+            let plan = layer_plan(&loaded.spec.selection);
+            let (layer_scores, oracle_probe) = probe_layers(&bench, states, hidden, plan)?;
             timings.layer_probes = stage.elapsed().as_secs_f64();
             let outcome = SelectionRun {
                 registry,
@@ -254,7 +255,7 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
                 layer_scores,
                 outcome,
             );
-            results.oracle_probe = oracle_probe;
+            results.oracle_probe = Some(oracle_probe);
             if loaded.spec.control_task {
                 results.control = Some(run_control_task(&bench, splits, &results)?);
             }
@@ -299,11 +300,7 @@ fn run_control_task(
     };
     let labels = control::control_labels(&splits.splits, bench.labels[0], num_classes, bench.seed)?;
     let control = bench.with_labels([&labels[0], &labels[1], &labels[2]]);
-    let oracle_score = results
-        .layers
-        .last()
-        .context("no layers were probed")?
-        .cumulative;
+    let oracle_score = oracle_score(&results.layers)?;
     let columns = bench.train.cols;
     let oracle = control::control_row(&control, Columns::Range(0..columns), oracle_score)?;
     let selection = match (&results.outcome.selection, results.selected_columns()) {
@@ -393,10 +390,7 @@ fn assemble_report(
     let spec = &loaded.spec;
     let states = description.num_hidden_states();
     let layer_scores = &results.layers;
-    let oracle = layer_scores
-        .last()
-        .context("no layers were probed")?
-        .cumulative;
+    let oracle = oracle_score(layer_scores)?;
     let majority = bench.majority_baseline();
     let mut warnings = Vec::new();
     if let Some(baseline) = majority {
@@ -492,4 +486,16 @@ fn spec_stem(path: &std::path::Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| PathBuf::from("run").display().to_string())
+}
+
+/// Which per-layer probes the spec's LayerSelector settings ask for (all
+/// of them without a LayerSelector).
+fn layer_plan(selection: &crate::spec::SelectionSpec) -> LayerPlan {
+    match &selection.layer_selector {
+        Some(ls) => LayerPlan {
+            single_layers: ls.single_layers,
+            stop_at_choice: ls.early_stop.then_some(ls.delta),
+        },
+        None => LayerPlan::default(),
+    }
 }

@@ -20,7 +20,7 @@ use crate::spec::{SelectionSpec, SelectorStageSpec, TopNSpec};
 use crate::store::StoredSplit;
 
 use super::host::HostProbe;
-use super::layers::LayerScores;
+use super::layers::{cumulative_dev, oracle_score, LayerScores};
 use super::probing::{Columns, ProbeBench, Score};
 
 /// LayerSelector's choice.
@@ -132,13 +132,14 @@ pub struct SelectionTimings {
 }
 
 /// The lowest k whose cumulative dev score is strictly above
-/// `oracle_dev * (1 - delta / 100)`; the last k if none is.
-pub fn select_layer(cumulative_dev: &[f64], delta: f64) -> usize {
-    let oracle = cumulative_dev.last().copied().unwrap_or(0.0);
+/// `oracle_dev * (1 - delta / 100)`; the last k if none is. A probe that
+/// was not trained (`None`) is never chosen.
+pub fn select_layer(cumulative_dev: &[Option<f64>], delta: f64) -> usize {
+    let oracle = cumulative_dev.last().copied().flatten().unwrap_or(0.0);
     let target = oracle * (1.0 - delta / 100.0);
     cumulative_dev
         .iter()
-        .position(|&dev| dev > target)
+        .position(|dev| dev.is_some_and(|dev| dev > target))
         .unwrap_or(cumulative_dev.len().saturating_sub(1))
 }
 
@@ -189,14 +190,16 @@ impl SelectionRun<'_> {
     pub fn run(&self, layer_scores: &[LayerScores]) -> Result<SelectionOutcome> {
         let started = Instant::now();
         let mut outcome = SelectionOutcome::default();
-        let cumulative: Vec<f64> = layer_scores.iter().map(|l| l.cumulative.dev).collect();
-        let oracle = layer_scores.last().context("no layer scores")?.cumulative;
+        let cumulative = cumulative_dev(layer_scores);
+        let oracle = oracle_score(layer_scores)?;
 
         // LayerSelector reuses the cumulative probes already trained.
         let k = match &self.spec.layer_selector {
             Some(ls) => {
                 let k = select_layer(&cumulative, ls.delta);
-                let score = layer_scores[k].cumulative;
+                let score = layer_scores[k]
+                    .cumulative
+                    .context("LayerSelector chose a layer whose probe was not trained")?;
                 info!(
                     "LayerSelector: layers 0..={k} (dev {:.4}, oracle {:.4})",
                     score.dev, oracle.dev
@@ -214,7 +217,9 @@ impl SelectionRun<'_> {
         };
         outcome.timings.layer_selector = started.elapsed().as_secs_f64();
         let mut columns: Vec<usize> = (0..(k + 1) * self.hidden).collect();
-        let mut reference = layer_scores[k].cumulative;
+        let mut reference = layer_scores[k]
+            .cumulative
+            .context("the chosen layers' probe was not trained")?;
 
         if let Some(stage) = &self.spec.clustering {
             let t = Instant::now();
@@ -575,12 +580,16 @@ mod tests {
 
     #[test]
     fn layer_selector_picks_the_lowest_layer_strictly_above_target() {
-        let dev = [0.80, 0.91, 0.925, 0.93, 0.935];
+        let dev = [0.80, 0.91, 0.925, 0.93, 0.935].map(Some);
         // target = 0.935 * 0.99 = 0.92565
         assert_eq!(select_layer(&dev, 1.0), 3);
         assert_eq!(select_layer(&dev, 2.0), 2);
         assert_eq!(select_layer(&dev, 0.0), 4);
-        assert_eq!(select_layer(&[0.5], 1.0), 0);
+        assert_eq!(select_layer(&[Some(0.5)], 1.0), 0);
+        // Probes that were not trained are skipped, never chosen.
+        let partial = [Some(0.80), None, Some(0.925), None, Some(0.935)];
+        assert_eq!(select_layer(&partial, 2.0), 2);
+        assert_eq!(select_layer(&partial, 1.0), 4);
     }
 
     #[test]

@@ -139,22 +139,37 @@ pub(crate) fn sum_squares_lanes(v: &[f32]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// `adam_update` over fixed chunks in parallel; chunk sums are added in
-/// order, so the result is the same on every run.
-fn adam_update_par(
+/// `adam_update` over fixed chunks, in parallel or on the calling thread;
+/// chunk sums are added in order either way, so the result is the same
+/// bits on every run and with any thread count.
+fn adam_update_chunked(
     params: &mut [f32],
     grads: &[f32],
     moments: &mut Moments,
     c: &AdamCoeffs,
     pen: PenaltyGrad,
+    parallel: bool,
 ) -> f64 {
-    let sums: Vec<f64> = params
-        .par_chunks_mut(UPDATE_CHUNK)
-        .zip(grads.par_chunks(UPDATE_CHUNK))
-        .zip(moments.m.par_chunks_mut(UPDATE_CHUNK))
-        .zip(moments.v.par_chunks_mut(UPDATE_CHUNK))
-        .map(|(((p, g), m), v)| adam_update(p, g, (m, v), c, pen))
-        .collect();
+    let step = |(((p, g), m), v): (((&mut [f32], &[f32]), &mut [f32]), &mut [f32])| {
+        adam_update(p, g, (m, v), c, pen)
+    };
+    let sums: Vec<f64> = if parallel {
+        params
+            .par_chunks_mut(UPDATE_CHUNK)
+            .zip(grads.par_chunks(UPDATE_CHUNK))
+            .zip(moments.m.par_chunks_mut(UPDATE_CHUNK))
+            .zip(moments.v.par_chunks_mut(UPDATE_CHUNK))
+            .map(step)
+            .collect()
+    } else {
+        params
+            .chunks_mut(UPDATE_CHUNK)
+            .zip(grads.chunks(UPDATE_CHUNK))
+            .zip(moments.m.chunks_mut(UPDATE_CHUNK))
+            .zip(moments.v.chunks_mut(UPDATE_CHUNK))
+            .map(step)
+            .collect()
+    };
     sums.iter().sum()
 }
 
@@ -322,13 +337,14 @@ impl AdamState {
             l1: s.l1,
             l2_over_norm: l2_over_norm(s.l2, self.sum_sq),
         };
-        let gw = &self.scratch.gw;
-        self.sum_sq = if self.threads > 1 {
-            adam_update_par(&mut self.w, gw, &mut self.w_moments, &coeffs, penalty)
-        } else {
-            let m = &mut self.w_moments;
-            adam_update(&mut self.w, gw, (&mut m.m, &mut m.v), &coeffs, penalty)
-        };
+        self.sum_sq = adam_update_chunked(
+            &mut self.w,
+            &self.scratch.gw,
+            &mut self.w_moments,
+            &coeffs,
+            penalty,
+            self.threads > 1,
+        );
         let bm = (&mut self.b_moments.m[..], &mut self.b_moments.v[..]);
         adam_update(
             &mut self.bias,
@@ -361,6 +377,22 @@ impl AdamState {
     }
 }
 
+/// Narrower probes than this run their products on one thread: measured
+/// on 2 cores with 20,000 rows and 45 classes (`examples/probe_speed`),
+/// splitting a 128-row batch's products over the threads made a 539-column
+/// probe 1.8x slower, was even at 2,688 columns and 6% faster at 9,984.
+const PARALLEL_FROM_COLUMNS: usize = 4096;
+
+/// Threads of a probe trained alone (the results are the same bits with
+/// any count; see `adam_update_chunked`).
+fn probe_threads(cols: usize) -> usize {
+    if cols >= PARALLEL_FROM_COLUMNS {
+        candle_core::utils::get_num_threads()
+    } else {
+        1
+    }
+}
+
 /// Trains with the paper's Adam recipe. `init` replaces torch's random init
 /// (warm start); the result is bit-identical for equal inputs and seed.
 pub(crate) fn train_adam(
@@ -369,8 +401,7 @@ pub(crate) fn train_adam(
     seed: u64,
     init: Option<(&[f32], &[f32])>,
 ) -> Result<Fitted, ProbeError> {
-    let threads = candle_core::utils::get_num_threads();
-    let mut state = AdamState::new(p.outputs, p.cols, seed, init, threads);
+    let mut state = AdamState::new(p.outputs, p.cols, seed, init, probe_threads(p.cols));
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
     let mut epoch_loss = f64::NAN;
     with_f32(&p.x, |x| {
@@ -445,8 +476,7 @@ pub(crate) fn train_adam_blocks(
     seed: u64,
 ) -> Result<Fitted, ProbeError> {
     let (rows, cols, outputs) = shape;
-    let threads = candle_core::utils::get_num_threads();
-    let mut state = AdamState::new(outputs, cols, seed, None, threads);
+    let mut state = AdamState::new(outputs, cols, seed, None, probe_threads(cols));
     let starts: Vec<usize> = (0..rows).step_by(block_rows.max(1)).collect();
     let mut block_rng = SplitMix64::for_stream(seed, SHUFFLE_STREAM + 1);
     let mut epoch_loss = f64::NAN;

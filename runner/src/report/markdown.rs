@@ -49,6 +49,11 @@ fn pct(value: f64) -> String {
     format!("{:.2}", value * 100.0)
 }
 
+/// A score, or "-" for a probe that was not trained.
+fn pct_or_dash(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".into(), pct)
+}
+
 fn write_summary(out: &mut String, report: &Report) {
     let _ = writeln!(out, "Scores: {} ({}).\n", report.metric, unit(report));
     let total = report.oracle.features as f64;
@@ -271,10 +276,10 @@ fn write_layer_table(out: &mut String, report: &Report) {
             out,
             "| {} | {} | {} | {} | {} |",
             row.k,
-            pct(row.single_dev),
-            pct(row.single_test),
-            pct(row.cumulative_dev),
-            pct(row.cumulative_test)
+            pct_or_dash(row.single_dev),
+            pct_or_dash(row.single_test),
+            pct_or_dash(row.cumulative_dev),
+            pct_or_dash(row.cumulative_test)
         );
     }
     out.push('\n');

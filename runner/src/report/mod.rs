@@ -93,20 +93,22 @@ pub struct OracleSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerRow {
     pub k: u32,
-    pub single_dev: f64,
-    pub single_test: f64,
-    pub cumulative_dev: f64,
-    pub cumulative_test: f64,
+    /// `None`: the probe was not trained (LayerSelector's early stop or
+    /// `single_layers: false`).
+    pub single_dev: Option<f64>,
+    pub single_test: Option<f64>,
+    pub cumulative_dev: Option<f64>,
+    pub cumulative_test: Option<f64>,
 }
 
 impl From<&LayerScores> for LayerRow {
     fn from(scores: &LayerScores) -> Self {
         LayerRow {
             k: scores.k,
-            single_dev: scores.single.dev,
-            single_test: scores.single.test,
-            cumulative_dev: scores.cumulative.dev,
-            cumulative_test: scores.cumulative.test,
+            single_dev: scores.single.map(|s| s.dev),
+            single_test: scores.single.map(|s| s.test),
+            cumulative_dev: scores.cumulative.map(|s| s.dev),
+            cumulative_test: scores.cumulative.map(|s| s.test),
         }
     }
 }

@@ -13,7 +13,7 @@ use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::Report;
+use super::{LayerRow, Report};
 use crate::util::atomic::write_atomic;
 
 const SIZE: (u32, u32) = (800, 500);
@@ -149,6 +149,7 @@ fn layers_chart<DB: DrawingBackend>(
     let scores = rows
         .iter()
         .flat_map(|r| [r.single_dev, r.cumulative_dev])
+        .flatten()
         .map(percent);
     let (low, high) = bounds(scores);
     let last = rows.len() as f64 - 1.0;
@@ -170,22 +171,25 @@ fn layers_chart<DB: DrawingBackend>(
         .x_label_formatter(&|x| format!("{}", x.round() as i64))
         .draw()
         .map_err(draw_error)?;
-    let single: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|r| (r.k as f64, percent(r.single_dev)))
-        .collect();
-    let cumulative: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|r| (r.k as f64, percent(r.cumulative_dev)))
-        .collect();
-    chart
-        .draw_series(LineSeries::new(single.clone(), BLUE.stroke_width(2)))
-        .map_err(draw_error)?
-        .label("layer k alone")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    chart
-        .draw_series(single.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
-        .map_err(draw_error)?;
+    // Probes that were not trained (early stop, no single layers) have no
+    // point.
+    let points = |score: fn(&LayerRow) -> Option<f64>| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter_map(|r| score(r).map(|v| (r.k as f64, percent(v))))
+            .collect()
+    };
+    let single = points(|r| r.single_dev);
+    let cumulative = points(|r| r.cumulative_dev);
+    if !single.is_empty() {
+        chart
+            .draw_series(LineSeries::new(single.clone(), BLUE.stroke_width(2)))
+            .map_err(draw_error)?
+            .label("layer k alone")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+        chart
+            .draw_series(single.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))
+            .map_err(draw_error)?;
+    }
     chart
         .draw_series(LineSeries::new(cumulative.clone(), RED.stroke_width(2)))
         .map_err(draw_error)?

@@ -333,6 +333,15 @@ pub struct LayerSelectorSpec {
     /// Allowed relative drop from the oracle's dev score, in percent.
     #[serde(default = "default_delta")]
     pub delta: f64,
+    /// Train the cumulative probes 0..=k only up to the choice (the oracle
+    /// first, then k = 0, 1, ...): the same choice for fewer probes; the
+    /// report then has no score for the larger k.
+    #[serde(default)]
+    pub early_stop: bool,
+    /// Also train each hidden state's probe alone (reported and plotted,
+    /// not used by the selection).
+    #[serde(default = "default_true")]
+    pub single_layers: bool,
 }
 
 /// A selector plugin and its parameters.
