@@ -139,6 +139,10 @@ pub(crate) fn sum_squares_lanes(v: &[f32]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
+/// One chunk of (parameters, gradients, first moments, second moments), as
+/// the zipped chunk iterators hand it over.
+type ChunkOf<'a> = (((&'a mut [f32], &'a [f32]), &'a mut [f32]), &'a mut [f32]);
+
 /// `adam_update` over fixed chunks, in parallel or on the calling thread;
 /// chunk sums are added in order either way, so the result is the same
 /// bits on every run and with any thread count.
@@ -150,9 +154,7 @@ fn adam_update_chunked(
     pen: PenaltyGrad,
     parallel: bool,
 ) -> f64 {
-    let step = |(((p, g), m), v): (((&mut [f32], &[f32]), &mut [f32]), &mut [f32])| {
-        adam_update(p, g, (m, v), c, pen)
-    };
+    let step = |(((p, g), m), v): ChunkOf<'_>| adam_update(p, g, (m, v), c, pen);
     let sums: Vec<f64> = if parallel {
         params
             .par_chunks_mut(UPDATE_CHUNK)
