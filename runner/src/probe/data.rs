@@ -32,6 +32,23 @@ pub(crate) struct RawInput<'a> {
 }
 
 impl<'a> RawInput<'a> {
+    pub fn new(
+        x: &'a [f32],
+        (rows, cols): (usize, usize),
+        labels: &'a [u32],
+        targets: &'a [f32],
+        task: Task,
+    ) -> Self {
+        Self {
+            x,
+            rows,
+            cols,
+            labels,
+            targets,
+            task,
+        }
+    }
+
     /// Checks every input and builds the tensor (z-scored when asked).
     pub fn into_problem(self, standardize: bool) -> Result<Problem<'a>, ProbeError> {
         check_shape(self.x, self.rows, self.cols)?;

@@ -79,15 +79,8 @@ pub fn train_probe_warm(
     init: Option<&TrainedProbe>,
 ) -> Result<TrainedProbe, ProbeError> {
     settings.validate()?;
-    let input = RawInput {
-        x,
-        rows,
-        cols,
-        labels,
-        targets,
-        task,
-    };
-    let problem = input.into_problem(settings.standardize)?;
+    let problem =
+        RawInput::new(x, (rows, cols), labels, targets, task).into_problem(settings.standardize)?;
     if let Some(init) = init {
         check_warm_start(init, task.outputs(), cols, settings.standardize)?;
     }
@@ -142,15 +135,8 @@ pub fn train_probe_bank(
             })
             .collect();
     }
-    let input = RawInput {
-        x,
-        rows,
-        cols,
-        labels,
-        targets,
-        task,
-    };
-    let problem = input.into_problem(settings.standardize)?;
+    let problem =
+        RawInput::new(x, (rows, cols), labels, targets, task).into_problem(settings.standardize)?;
     let fitted = solver_adam::train_adam_bank(&problem, ranges, settings, seed)?;
     Ok(fitted
         .into_iter()
