@@ -77,8 +77,8 @@ pub fn probe_layers(
         .collect();
 
     // First bank: the oracle, the single layers and the cumulative probes
-    // (when stopping early, only the first group of them, so the bank
-    // keeps the cores busy).
+    // (when stopping early, only those that fit beside the oracle for
+    // free, see `spare_capacity`).
     let oracle_k = layers - 1;
     let mut ranges = vec![cumulative(oracle_k)];
     let singles: Vec<usize> = match plan.single_layers {
@@ -90,7 +90,7 @@ pub fn probe_layers(
     let first_cumulative = usize::from(plan.single_layers);
     let cumulative_ks: Vec<usize> = (first_cumulative..oracle_k).collect();
     let first_bank = match plan.stop_at_choice {
-        Some(_) => CUMULATIVE_GROUP.min(cumulative_ks.len()),
+        Some(_) => spare_capacity(&ranges, &cumulative_ks, hidden),
         None => cumulative_ks.len(),
     };
     let (now, later) = cumulative_ks.split_at(first_bank);
@@ -121,6 +121,22 @@ pub fn probe_layers(
         );
     }
     Ok((rows, oracle_probe))
+}
+
+/// How many of the cumulative probes `ks` (ascending) fit beside the
+/// first bank's probes for free: a bank takes as long as its widest probe
+/// (the oracle) or its columns spread over the threads, whichever is more,
+/// so probes are added while the columns stay within threads x the widest.
+fn spare_capacity(bank: &[std::ops::Range<usize>], ks: &[usize], hidden: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let widest = bank.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut columns: usize = bank.iter().map(|r| r.len()).sum();
+    ks.iter()
+        .take_while(|&&k| {
+            columns += (k + 1) * hidden;
+            columns <= threads * widest
+        })
+        .count()
 }
 
 /// Trains the cumulative probes `ks` (ascending) a group at a time until
