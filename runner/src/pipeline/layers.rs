@@ -67,7 +67,7 @@ pub fn probe_layers(
     let progress = progress_bar("probes", 1);
     let all = Columns::Range(0..layers * hidden);
     let single = |k: usize| k * hidden..(k + 1) * hidden;
-    let cumulative = |k: usize| 0..(k + 1) * hidden;
+    let cumulative = |k: usize| cumulative_range(k, hidden);
     let mut rows: Vec<LayerScores> = (0..layers as u32)
         .map(|k| LayerScores {
             k,
@@ -123,6 +123,11 @@ pub fn probe_layers(
     Ok((rows, oracle_probe))
 }
 
+/// The columns of hidden states 0..=k.
+fn cumulative_range(k: usize, hidden: usize) -> std::ops::Range<usize> {
+    0..(k + 1) * hidden
+}
+
 /// How many of the cumulative probes `ks` (ascending) fit beside the
 /// first bank's probes for free: a bank takes as long as its widest probe
 /// (the oracle) or its columns spread over the threads, whichever is more,
@@ -133,7 +138,7 @@ fn spare_capacity(bank: &[std::ops::Range<usize>], ks: &[usize], hidden: usize) 
     let mut columns: usize = bank.iter().map(|r| r.len()).sum();
     ks.iter()
         .take_while(|&&k| {
-            columns += (k + 1) * hidden;
+            columns += cumulative_range(k, hidden).len();
             columns <= threads * widest
         })
         .count()
@@ -155,7 +160,7 @@ fn cumulative_until_choice(
         if chosen(rows) {
             break;
         }
-        let ranges: Vec<_> = group.iter().map(|&k| 0..(k + 1) * hidden).collect();
+        let ranges: Vec<_> = group.iter().map(|&k| cumulative_range(k, hidden)).collect();
         for (&k, (score, _)) in group.iter().zip(bench.score_many(all, &ranges)?) {
             rows[k].cumulative = Some(score);
         }

@@ -139,3 +139,31 @@ fn store_settings_have_defaults_and_bad_values_name_the_field() {
         assert!(message.contains(field), "{bad}: {message}");
     }
 }
+
+#[test]
+fn layer_selector_options_have_defaults_and_bad_values_name_the_field() {
+    let plain = format!("{VALID}selection:\n  layer_selector: {{delta: 2.0}}\n");
+    let ls = parse_spec_text(&plain)
+        .unwrap()
+        .selection
+        .layer_selector
+        .unwrap();
+    assert_eq!(ls.delta, 2.0);
+    assert!(!ls.early_stop && ls.single_layers, "full report by default");
+    let fast = format!(
+        "{VALID}selection:\n  layer_selector: {{early_stop: true, single_layers: false}}\n"
+    );
+    let ls = parse_spec_text(&fast)
+        .unwrap()
+        .selection
+        .layer_selector
+        .unwrap();
+    assert!(ls.early_stop && !ls.single_layers);
+    for bad in ["early_stop: sometimes", "single_layer: false"] {
+        let text = format!("{VALID}selection:\n  layer_selector: {{{bad}}}\n");
+        let message = parse_spec_text(&text).unwrap_err();
+        let field = bad.split(':').next().unwrap();
+        assert!(message.contains(field), "{bad}: {message}");
+        assert!(message.contains("line 12"), "{bad}: {message}");
+    }
+}
