@@ -105,7 +105,8 @@ impl CandleBackend {
             request,
             &self.tokenizer,
             &self.limits,
-            |batch, last_layer| match &self.on_device {
+            // candle's tensors own their memory: the spare buffer goes unused.
+            |batch, last_layer, _buffer| match &self.on_device {
                 Some(gpu) => gpu.hidden_states(&self.encoder, batch, last_layer),
                 None => self.encoder.hidden_states(batch, last_layer),
             },

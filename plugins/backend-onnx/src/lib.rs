@@ -274,16 +274,16 @@ impl OnnxBackend {
     }
 
     /// The forward pass `encode_request` drives: padded `[layers, batch,
-    /// seq_len, hidden]`.
+    /// seq_len, hidden]`, copied into `values` (an empty, reused buffer).
     pub fn hidden_states(
         &self,
         batch: &PaddedBatch,
         last_layer: usize,
+        mut values: Vec<f32>,
     ) -> Result<HiddenStates, String> {
         let hidden = self.limits.hidden_size;
         let want = [batch.batch as i64, batch.seq_len as i64, hidden as i64];
-        let mut values =
-            Vec::with_capacity((last_layer + 1) * batch.batch * batch.seq_len * hidden);
+        values.reserve((last_layer + 1) * batch.batch * batch.seq_len * hidden);
         let shapes = self.run(batch, last_layer, &mut values)?;
         for (name, shape) in self.hidden.names.iter().zip(shapes) {
             if shape != want {
@@ -300,7 +300,7 @@ impl OnnxBackend {
             request,
             &self.tokenizer,
             &self.limits,
-            |batch, last_layer| self.hidden_states(batch, last_layer),
+            |batch, last_layer, buffer| self.hidden_states(batch, last_layer, buffer),
         )
     }
 }

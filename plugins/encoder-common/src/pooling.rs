@@ -91,6 +91,11 @@ impl HiddenStates {
     }
 
     /// The vector of one token at one layer.
+    /// The values, for the caller to reuse as the next batch's buffer.
+    pub fn into_values(self) -> Vec<f32> {
+        self.values
+    }
+
     pub fn vector(&self, layer: usize, sequence: usize, position: usize) -> &[f32] {
         let row = layer * self.rows_per_layer + self.starts[sequence] + position;
         &self.values[row * self.hidden..(row + 1) * self.hidden]
@@ -109,8 +114,13 @@ pub struct RowAccumulator {
 
 impl RowAccumulator {
     pub fn new(rows: usize, layers: usize, hidden: usize) -> Self {
+        // Zeros written, not `vec![0.0; n]`: that is calloc, whose fresh
+        // pages map the shared zero page, so the first `+=` reads it and
+        // the write then faults again and flushes every thread's TLB.
+        let mut sums = Vec::with_capacity(rows * layers * hidden);
+        sums.resize(rows * layers * hidden, 0.0);
         RowAccumulator {
-            sums: vec![0.0; rows * layers * hidden],
+            sums,
             counts: vec![0; rows],
             layers,
             hidden,

@@ -67,12 +67,7 @@ impl Extractor<'_> {
     /// backend returned one row per word (or per sentence).
     pub fn encode_units(&self, units: &[Unit], progress: &ProgressBar) -> Result<EncodedRows> {
         let mut all = EncodedRows::default();
-        for chunk in units.chunks(UNITS_PER_CALL) {
-            let request = self.request(chunk);
-            let rows = self
-                .plugin
-                .check_result("encode", self.encoder.encode(&request))?;
-            self.check_rows(chunk, &rows)?;
+        self.for_each_call(units, progress, |rows| {
             all.values.extend_from_slice(&rows.values);
             all.rows += rows.rows;
             all.layers = rows.layers;
@@ -80,9 +75,28 @@ impl Extractor<'_> {
             all.rows_per_unit.extend_from_slice(&rows.rows_per_unit);
             all.subword_tokens += rows.subword_tokens;
             all.windowed_units += rows.windowed_units;
+        })?;
+        Ok(all)
+    }
+
+    /// Encodes `units` in calls of [`UNITS_PER_CALL`] and hands each call's
+    /// checked rows to `take`, in unit order.
+    pub fn for_each_call(
+        &self,
+        units: &[Unit],
+        progress: &ProgressBar,
+        mut take: impl FnMut(EncodedRows),
+    ) -> Result<()> {
+        for chunk in units.chunks(UNITS_PER_CALL) {
+            let request = self.request(chunk);
+            let rows = self
+                .plugin
+                .check_result("encode", self.encoder.encode(&request))?;
+            self.check_rows(chunk, &rows)?;
+            take(rows);
             progress.inc(chunk.len() as u64);
         }
-        Ok(all)
+        Ok(())
     }
 
     fn check_rows(&self, units: &[Unit], rows: &EncodedRows) -> Result<()> {

@@ -20,6 +20,7 @@ mod model;
 mod objective;
 mod rng;
 mod settings;
+mod softmax_exp;
 mod solver_adam;
 mod solver_device;
 mod solver_fista;

@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use super::softmax_exp::exp_in_place;
+
 /// Rows per parallel chunk; also the threshold below which loss work stays
 /// on the calling thread (a mini-batch of 128 rows is not worth a fork).
 const ROW_CHUNK: usize = 512;
@@ -109,22 +111,21 @@ fn log_sum_exp(row: &[f32]) -> f64 {
 
 /// Cross-entropy of each row; rows become `(softmax - onehot) * scale`.
 fn ce_chunk_grad(z: &mut [f32], k: usize, labels: &[u32], scale: f32) -> f64 {
+    // Every row shifted by its maximum first, so that one vectorised
+    // exponential runs over the whole chunk.
     let mut loss = 0.0f64;
     for (row, &y) in z.chunks_exact_mut(k).zip(labels) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let y = y as usize;
-        let shifted_target = row[y] - max;
-        let mut sum = 0.0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        loss += (sum as f64).ln() - shifted_target as f64;
+        row.iter_mut().for_each(|v| *v -= max);
+        loss -= row[y as usize] as f64;
+    }
+    exp_in_place(z);
+    for (row, &y) in z.chunks_exact_mut(k).zip(labels) {
+        let sum: f32 = row.iter().sum();
+        loss += (sum as f64).ln();
         let inv = scale / sum;
-        for v in row.iter_mut() {
-            *v *= inv;
-        }
-        row[y] -= scale;
+        row.iter_mut().for_each(|v| *v *= inv);
+        row[y as usize] -= scale;
     }
     loss
 }

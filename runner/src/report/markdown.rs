@@ -307,10 +307,18 @@ fn write_timings(out: &mut String, report: &Report) {
         let _ = write!(stages, "clustering {:.2}, ", s.clustering);
     }
     if report.selection.is_some() {
+        // The ranking trains beside the clustering's probe (see
+        // `SelectionRun::run`), so the stages can add up to more than
+        // the selection took.
+        let overlap = if report.clustering.is_some() {
+            " beside the clustering's probe"
+        } else {
+            ""
+        };
         let _ = write!(
             stages,
-            "ranking {:.2}, top-N search {:.2}, ",
-            s.ranking, s.top_n
+            "ranking {:.2}{overlap}, top-N search {:.2}, selection in all {:.2}, ",
+            s.ranking, s.top_n, s.total
         );
     }
     if report.downstream.is_some() {
