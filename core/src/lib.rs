@@ -24,6 +24,7 @@ mod guard;
 pub mod matrix;
 pub mod plugin;
 pub mod selector;
+pub mod testing;
 
 pub use backend::*;
 pub use guard::catch_plugin_panic;

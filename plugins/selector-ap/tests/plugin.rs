@@ -1,47 +1,12 @@
 //! The selector as the host calls it, on small matrices whose right answer
 //! is known by construction, and the AP against a from-scratch reference.
 
-use abi_stable::std_types::{RResult, RSlice, RStr, RString};
-use sieve_core::{
-    lend_probe_host, FeatureId, MatrixView, ProbeHost, ProbeWeights, Selection, SelectionKind,
-    SelectorInput, SelectorPlugin, TaskKind,
-};
+use sieve_core::testing::{NoProbeHost, TestProblem, TestRng as Rng};
+use sieve_core::{Selection, SelectionKind, TaskKind};
 use sieve_selector_ap::{average_precisions, open, Params, Reduce};
 
-/// The selector never trains a probe; a host that fails proves it.
-struct NoHost;
-
-impl ProbeHost for NoHost {
-    fn train_probe(
-        &self,
-        _x: MatrixView<'_>,
-        _labels: RSlice<'_, u32>,
-        _targets: RSlice<'_, f32>,
-        _num_classes: u32,
-        _settings_json: RStr<'_>,
-    ) -> RResult<ProbeWeights, RString> {
-        RResult::RErr("ap must not train a probe".into())
-    }
-}
-
-/// A tiny deterministic generator for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
-
+/// The selection of `params` on `x`; the selector never trains a probe,
+/// so the host refuses. Regression gets constant targets (it must fail).
 fn select_on(
     params: &str,
     x: &[f32],
@@ -50,32 +15,13 @@ fn select_on(
     num_classes: u32,
     task: TaskKind,
 ) -> Result<Selection, String> {
-    let rows = x.len() / cols;
-    let features: Vec<FeatureId> = (0..cols as u32)
-        .map(|neuron| FeatureId { layer: 0, neuron })
-        .collect();
-    let targets = vec![
-        0.5f32;
-        if task == TaskKind::Regression {
-            rows
-        } else {
-            0
-        }
-    ];
-    let view = MatrixView::new(x, rows, cols).expect("shape");
-    let input = SelectorInput {
-        task,
-        train: view,
-        dev: view,
-        train_labels: RSlice::from_slice(labels),
-        dev_labels: RSlice::from_slice(labels),
-        train_targets: RSlice::from_slice(&targets),
-        dev_targets: RSlice::from_slice(&targets),
-        num_classes,
-        features: RSlice::from_slice(&features),
-        seed: 7,
+    let targets = vec![0.5f32; x.len() / cols];
+    let problem = if task == TaskKind::Regression {
+        TestProblem::regression(x, cols, &targets)
+    } else {
+        TestProblem::classification(x, cols, labels, num_classes)
     };
-    open(params)?.select(&input, &lend_probe_host(&NoHost))
+    problem.select(&open(params)?, &NoProbeHost)
 }
 
 const COLS: usize = 5;
@@ -144,7 +90,7 @@ fn matches_scikit_learn_examples_and_a_from_scratch_reference() {
     // Random scores with many ties, four classes, both signs.
     let mut rng = Rng(11);
     let n = 300;
-    let labels: Vec<u32> = (0..n).map(|_| (rng.next() % 4) as u32).collect();
+    let labels: Vec<u32> = (0..n).map(|_| (rng.next_u64() % 4) as u32).collect();
     let scores: Vec<f32> = (0..n)
         .map(|_| ((rng.uniform() * 6.0).round() / 2.0).max(0.0))
         .collect();
@@ -205,7 +151,7 @@ fn one_sign_and_no_threshold_change_the_answer() {
 fn planted_neuron_beats_noise_on_a_larger_matrix() {
     let (rows, cols, planted) = (600, 40, 17);
     let mut rng = Rng(5);
-    let labels: Vec<u32> = (0..rows).map(|_| (rng.next() % 5) as u32).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 5) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
         for j in 0..cols {
@@ -285,7 +231,7 @@ fn regression_bad_labels_and_bad_values_are_clear_errors() {
 fn timing_on_a_realistic_size() {
     let (rows, cols) = (5000, 2688);
     let mut rng = Rng(1);
-    let labels: Vec<u32> = (0..rows).map(|_| (rng.next() % 45) as u32).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 45) as u32).collect();
     let x: Vec<f32> = (0..rows * cols).map(|_| rng.uniform()).collect();
     let start = std::time::Instant::now();
     let s = select_on("{}", &x, cols, &labels, 45, TaskKind::Classification).unwrap();

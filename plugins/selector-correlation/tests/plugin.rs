@@ -1,27 +1,11 @@
 //! The selector as the host calls it: parameters, select(), determinism.
 
-use abi_stable::std_types::{RResult, RSlice, RStr, RString};
+use abi_stable::std_types::RSlice;
+use sieve_core::testing::NoProbeHost;
 use sieve_core::{
-    lend_probe_host, FeatureId, MatrixView, ProbeHost, ProbeWeights, SelectionKind, SelectorInput,
-    SelectorPlugin, TaskKind,
+    lend_probe_host, FeatureId, MatrixView, SelectionKind, SelectorInput, SelectorPlugin, TaskKind,
 };
 use sieve_selector_correlation::{cluster_columns, open, Linkage, Params, Representative};
-
-/// The correlation selector never trains a probe; this host says so.
-struct NoProbe;
-
-impl ProbeHost for NoProbe {
-    fn train_probe(
-        &self,
-        _x: MatrixView<'_>,
-        _labels: RSlice<'_, u32>,
-        _targets: RSlice<'_, f32>,
-        _num_classes: u32,
-        _settings_json: RStr<'_>,
-    ) -> RResult<ProbeWeights, RString> {
-        RResult::RErr("no probe in this test".into())
-    }
-}
 
 const ROWS: usize = 120;
 
@@ -120,7 +104,7 @@ fn redundant_copies_collapse_and_constant_column_stands_alone() {
 fn select_returns_sorted_representatives_one_per_cluster() {
     let (x, cols) = matrix();
     let features = features(cols);
-    let host = NoProbe;
+    let host = NoProbeHost;
     for representative in ["random", "medoid", "first"] {
         let selector = open(&format!(r#"{{"representative": "{representative}"}}"#)).expect("open");
         let input = input(&x, cols, &features, 7);
@@ -195,7 +179,7 @@ fn medoid_picks_the_best_connected_copy() {
 #[test]
 fn degenerate_inputs_are_errors_not_panics() {
     let features = features(2);
-    let host = NoProbe;
+    let host = NoProbeHost;
     let selector = open("{}").expect("open");
     let one_row = [1.0f32, 2.0];
     let err = selector

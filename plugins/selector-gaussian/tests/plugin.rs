@@ -1,46 +1,9 @@
 //! The selector as the host calls it, on matrices whose right answer is
 //! known by construction.
 
-use abi_stable::std_types::{RResult, RSlice, RStr, RString};
-use sieve_core::{
-    lend_probe_host, FeatureId, MatrixView, ProbeHost, ProbeWeights, Selection, SelectionKind,
-    SelectorInput, SelectorPlugin, TaskKind,
-};
+use sieve_core::testing::{is_permutation, NoProbeHost, TestProblem, TestRng as Rng, TestSplit};
+use sieve_core::{MatrixView, Selection, SelectionKind, TaskKind};
 use sieve_selector_gaussian::{gaussian_ranking, open, Labelled, Params, ScoreOn};
-
-/// The selector never trains a probe; a host that fails proves it.
-struct NoHost;
-
-impl ProbeHost for NoHost {
-    fn train_probe(
-        &self,
-        _x: MatrixView<'_>,
-        _labels: RSlice<'_, u32>,
-        _targets: RSlice<'_, f32>,
-        _num_classes: u32,
-        _settings_json: RStr<'_>,
-    ) -> RResult<ProbeWeights, RString> {
-        RResult::RErr("gaussian must not train a probe".into())
-    }
-}
-
-/// A tiny deterministic generator for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
 
 fn select_on(
     params: &str,
@@ -62,6 +25,8 @@ fn select_on(
     )
 }
 
+/// The selection of `params`; the selector never trains a probe, so the
+/// host refuses. Regression gets constant targets (it must fail).
 fn select_with_dev(
     params: &str,
     (x, labels): (&[f32], &[u32]),
@@ -71,39 +36,22 @@ fn select_with_dev(
     task: TaskKind,
     seed: u64,
 ) -> Result<Selection, String> {
-    let rows = x.len() / cols;
-    let features: Vec<FeatureId> = (0..cols as u32)
-        .map(|neuron| FeatureId { layer: 0, neuron })
-        .collect();
-    let targets = vec![
-        0.5f32;
-        if task == TaskKind::Regression {
-            rows
-        } else {
-            0
-        }
-    ];
-    let view = MatrixView::new(x, rows, cols).expect("shape");
-    let dev = MatrixView::new(dev_x, dev_x.len() / cols, cols).expect("dev shape");
-    let input = SelectorInput {
-        task,
-        train: view,
-        dev,
-        train_labels: RSlice::from_slice(labels),
-        dev_labels: RSlice::from_slice(dev_labels),
-        train_targets: RSlice::from_slice(&targets),
-        dev_targets: RSlice::from_slice(&targets),
-        num_classes,
-        features: RSlice::from_slice(&features),
-        seed,
+    let targets = vec![0.5f32; x.len() / cols];
+    let dev_targets = vec![0.5f32; dev_x.len() / cols];
+    let problem = if task == TaskKind::Regression {
+        TestProblem::regression(x, cols, &targets).with_dev(TestSplit {
+            x: dev_x,
+            labels: dev_labels,
+            targets: &dev_targets,
+        })
+    } else {
+        TestProblem::classification(x, cols, labels, num_classes).with_dev(TestSplit {
+            x: dev_x,
+            labels: dev_labels,
+            targets: &[],
+        })
     };
-    open(params)?.select(&input, &lend_probe_host(&NoHost))
-}
-
-fn is_permutation(order: &[u32], cols: usize) -> bool {
-    let mut sorted = order.to_vec();
-    sorted.sort_unstable();
-    sorted == (0..cols as u32).collect::<Vec<_>>()
+    problem.with_seed(seed).select(&open(params)?, &NoProbeHost)
 }
 
 const COLS: usize = 12;
@@ -123,7 +71,7 @@ fn halves() -> (Vec<f32>, Vec<u32>) {
 
 fn halves_from(seed: u64, rows: usize) -> (Vec<f32>, Vec<u32>) {
     let mut rng = Rng(seed);
-    let labels: Vec<u32> = (0..rows).map(|_| (rng.next() % 4) as u32).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 4) as u32).collect();
     let mut x = Vec::with_capacity(labels.len() * COLS);
     for &label in &labels {
         let a = (label / 2) as f32 + 0.25 * rng.uniform();
@@ -196,7 +144,7 @@ fn a_budget_of_one_then_single_neuron_order() {
 fn planted_neuron_first_noise_and_constant_near_the_end() {
     let (rows, cols, planted) = (1000, 30, 13);
     let mut rng = Rng(8);
-    let labels: Vec<u32> = (0..rows).map(|_| (rng.next() % 5) as u32).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 5) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
         for j in 0..cols {
@@ -350,7 +298,7 @@ fn regression_bad_labels_and_bad_values_are_clear_errors() {
 /// column shifted by 0.05 * class (28 of 2,688 columns), the rest noise.
 fn realistic(rows: usize, cols: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
     let mut rng = Rng(seed);
-    let labels: Vec<u32> = (0..rows).map(|_| (rng.next() % 45) as u32).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 45) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
         for j in 0..cols {

@@ -1,81 +1,18 @@
 //! The selector as the host calls it, with a fake probe host that returns
 //! fixed weights (the real probe is tested in the runner).
 
-use std::sync::Mutex;
-
-use abi_stable::std_types::{RResult, RSlice, RStr, RString};
-use sieve_core::{
-    lend_probe_host, FeatureId, MatrixView, ProbeHost, ProbeWeights, Selection, SelectionKind,
-    SelectorInput, SelectorPlugin, TaskKind,
-};
+use sieve_core::testing::{FixedProbeHost, TestProblem};
+use sieve_core::{Selection, SelectionKind};
 use sieve_selector_lasso::{open, rank_by_mass, weight_mass, Params};
-
-/// Returns `weights` as the trained probe and remembers the settings asked.
-struct FakeHost {
-    weights: Result<Vec<f32>, String>,
-    outputs: u32,
-    asked: Mutex<Vec<String>>,
-}
-
-impl FakeHost {
-    fn new(weights: Vec<f32>, outputs: u32) -> Self {
-        FakeHost {
-            weights: Ok(weights),
-            outputs,
-            asked: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl ProbeHost for FakeHost {
-    fn train_probe(
-        &self,
-        _x: MatrixView<'_>,
-        _labels: RSlice<'_, u32>,
-        _targets: RSlice<'_, f32>,
-        _num_classes: u32,
-        settings_json: RStr<'_>,
-    ) -> RResult<ProbeWeights, RString> {
-        self.asked
-            .lock()
-            .expect("lock")
-            .push(settings_json.to_string());
-        match &self.weights {
-            Ok(w) => RResult::ROk(ProbeWeights {
-                weights: w.clone().into(),
-                bias: vec![0.0; self.outputs as usize].into(),
-                outputs: self.outputs,
-                features: (w.len() / self.outputs as usize) as u32,
-                solver: "fake".into(),
-            }),
-            Err(e) => RResult::RErr(e.as_str().into()),
-        }
-    }
-}
 
 const ROWS: usize = 6;
 const COLS: usize = 5;
 
-fn select(params: &str, host: &FakeHost) -> Result<Selection, String> {
+fn select(params: &str, host: &FixedProbeHost) -> Result<Selection, String> {
     let x = vec![0.5f32; ROWS * COLS];
     let labels = [0u32, 1, 2, 0, 1, 2];
-    let features: Vec<FeatureId> = (0..COLS as u32)
-        .map(|neuron| FeatureId { layer: 1, neuron })
-        .collect();
-    let view = MatrixView::new(&x, ROWS, COLS).expect("shape");
-    let input = SelectorInput {
-        task: TaskKind::Classification,
-        train: view,
-        dev: view,
-        train_labels: RSlice::from_slice(&labels),
-        dev_labels: RSlice::from_slice(&labels),
-        train_targets: RSlice::from_slice(&[]),
-        dev_targets: RSlice::from_slice(&[]),
-        num_classes: 3,
-        features: RSlice::from_slice(&features),
-        seed: 0,
-    };
-    open(params)?.select(&input, &lend_probe_host(host))
+    let problem = TestProblem::classification(&x, COLS, &labels, 3).with_seed(0);
+    problem.select(&open(params)?, host)
 }
 
 /// Three classes over five features. Masses: 0: 0.5, 1: 4.0 (the planted
@@ -91,19 +28,19 @@ fn three_class_weights() -> Vec<f32> {
 
 #[test]
 fn heaviest_first_ties_by_index_and_weightless_last() {
-    let host = FakeHost::new(three_class_weights(), 3);
+    let host = FixedProbeHost::new(three_class_weights(), 3);
     let s = select("{}", &host).expect("select");
     assert_eq!(s.kind, SelectionKind::Ranking);
     assert_eq!(s.order.to_vec(), vec![1, 3, 4, 0, 2]);
     assert_eq!(s.scores.to_vec(), vec![4.0, 1.5, 1.5, 0.5, 0.0]);
     assert!(s.cutoffs.is_empty());
     assert!(s.notes.contains("1 without weight"), "{}", s.notes);
-    assert!(s.notes.contains("probe: fake"), "{}", s.notes);
+    assert!(s.notes.contains("probe: fixed (test host)"), "{}", s.notes);
 }
 
 #[test]
 fn reverse_is_the_bottom_baseline() {
-    let host = FakeHost::new(three_class_weights(), 3);
+    let host = FixedProbeHost::new(three_class_weights(), 3);
     let s = select(r#"{"reverse": true}"#, &host).expect("select");
     assert_eq!(s.order.to_vec(), vec![2, 0, 4, 3, 1]);
     assert_eq!(s.scores.to_vec(), vec![0.0, 0.5, 1.5, 1.5, 4.0]);
@@ -112,13 +49,13 @@ fn reverse_is_the_bottom_baseline() {
 
 #[test]
 fn the_probe_is_trained_without_l2_and_with_the_given_l1() {
-    let host = FakeHost::new(three_class_weights(), 3);
+    let host = FixedProbeHost::new(three_class_weights(), 3);
     select("{}", &host).unwrap();
     select(r#"{"l1": 0.01, "reverse": false}"#, &host).unwrap();
-    let asked = host.asked.lock().unwrap().clone();
-    let first: serde_json::Value = serde_json::from_str(&asked[0]).unwrap();
+    let asked = host.requests();
+    let first: serde_json::Value = serde_json::from_str(&asked[0].settings_json).unwrap();
     assert_eq!(first, serde_json::json!({"l1": 1e-4, "l2": 0.0}));
-    let second: serde_json::Value = serde_json::from_str(&asked[1]).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&asked[1].settings_json).unwrap();
     assert_eq!(second, serde_json::json!({"l1": 0.01, "l2": 0.0}));
 }
 
@@ -140,19 +77,18 @@ fn params_and_host_failures_are_clear_errors() {
     assert!(err.contains("l1 must be"), "{err}");
     assert!(open(r#"{"reverse": "yes"}"#).is_err());
 
-    let mut failing = FakeHost::new(Vec::new(), 3);
-    failing.weights = Err("solver diverged".into());
+    let failing = FixedProbeHost::failing("solver diverged");
     let err = select("{}", &failing).expect_err("host error");
     assert!(
         err.contains("lasso") && err.contains("solver diverged"),
         "{err}"
     );
 
-    let err = select("{}", &FakeHost::new(vec![1.0; 3 * 4], 3)).expect_err("width");
+    let err = select("{}", &FixedProbeHost::new(vec![1.0; 3 * 4], 3)).expect_err("width");
     assert!(err.contains("4 features"), "{err}");
 
     let mut nan = three_class_weights();
     nan[7] = f32::NAN;
-    let err = select("{}", &FakeHost::new(nan, 3)).expect_err("NaN");
+    let err = select("{}", &FixedProbeHost::new(nan, 3)).expect_err("NaN");
     assert!(err.contains("[1, 2]"), "{err}");
 }

@@ -1,28 +1,9 @@
 //! The selector as the host calls it, on a small matrix whose right answer
 //! is known by construction.
 
-use abi_stable::std_types::{RResult, RSlice, RStr, RString};
-use sieve_core::{
-    lend_probe_host, FeatureId, MatrixView, ProbeHost, ProbeWeights, Selection, SelectionKind,
-    SelectorInput, SelectorPlugin, TaskKind,
-};
+use sieve_core::testing::{NoProbeHost, TestProblem, TestSplit};
+use sieve_core::{MatrixView, Selection, SelectionKind, TaskKind};
 use sieve_selector_probeless::{class_means, open, probeless_scores};
-
-/// The selector never trains a probe; a host that fails proves it.
-struct NoHost;
-
-impl ProbeHost for NoHost {
-    fn train_probe(
-        &self,
-        _x: MatrixView<'_>,
-        _labels: RSlice<'_, u32>,
-        _targets: RSlice<'_, f32>,
-        _num_classes: u32,
-        _settings_json: RStr<'_>,
-    ) -> RResult<ProbeWeights, RString> {
-        RResult::RErr("probeless must not train a probe".into())
-    }
-}
 
 const COLS: usize = 4;
 const LABELS: [u32; 9] = [0, 1, 2, 0, 1, 2, 0, 1, 2];
@@ -42,6 +23,8 @@ fn planted() -> Vec<f32> {
     x
 }
 
+/// The selection of `params`; the selector never trains a probe, so the
+/// host refuses.
 fn select_on(
     params: &str,
     x: &[f32],
@@ -49,28 +32,13 @@ fn select_on(
     task: TaskKind,
     targets: &[f32],
 ) -> Result<Selection, String> {
-    let rows = x.len() / COLS;
-    let features: Vec<FeatureId> = (0..COLS as u32)
-        .map(|neuron| FeatureId { layer: 0, neuron })
-        .collect();
-    let view = MatrixView::new(x, rows, COLS).expect("shape");
-    let input = SelectorInput {
-        task,
-        train: view,
-        dev: view,
-        train_labels: RSlice::from_slice(labels),
-        dev_labels: RSlice::from_slice(labels),
-        train_targets: RSlice::from_slice(targets),
-        dev_targets: RSlice::from_slice(targets),
-        num_classes: if task == TaskKind::Classification {
-            3
-        } else {
-            0
-        },
-        features: RSlice::from_slice(&features),
-        seed: 7,
+    let classes = if task == TaskKind::Classification {
+        3
+    } else {
+        0
     };
-    open(params)?.select(&input, &lend_probe_host(&NoHost))
+    let problem = TestProblem::on_split(task, COLS, TestSplit { x, labels, targets }, classes);
+    problem.select(&open(params)?, &NoProbeHost)
 }
 
 fn select(params: &str) -> Result<Selection, String> {

@@ -1,27 +1,12 @@
 //! The selector as the host calls it: a permutation, a function of the seed.
 
-use abi_stable::std_types::{RResult, RSlice, RStr, RString};
+use abi_stable::std_types::RSlice;
+use sieve_core::testing::{is_permutation, NoProbeHost};
 use sieve_core::{
-    lend_probe_host, FeatureId, MatrixView, ProbeHost, ProbeWeights, Selection, SelectionKind,
-    SelectorInput, SelectorPlugin, TaskKind,
+    lend_probe_host, FeatureId, MatrixView, Selection, SelectionKind, SelectorInput,
+    SelectorPlugin, TaskKind,
 };
 use sieve_selector_random::{open, shuffled, SplitMix64};
-
-/// The selector never trains a probe; a host that fails proves it.
-struct NoHost;
-
-impl ProbeHost for NoHost {
-    fn train_probe(
-        &self,
-        _x: MatrixView<'_>,
-        _labels: RSlice<'_, u32>,
-        _targets: RSlice<'_, f32>,
-        _num_classes: u32,
-        _settings_json: RStr<'_>,
-    ) -> RResult<ProbeWeights, RString> {
-        RResult::RErr("random must not train a probe".into())
-    }
-}
 
 const ROWS: usize = 3;
 
@@ -46,13 +31,7 @@ fn select(params: &str, cols: usize, seed: u64, task: TaskKind) -> Result<Select
         features: RSlice::from_slice(&features),
         seed,
     };
-    open(params)?.select(&input, &lend_probe_host(&NoHost))
-}
-
-fn is_permutation(order: &[u32], n: usize) -> bool {
-    let mut sorted = order.to_vec();
-    sorted.sort_unstable();
-    sorted == (0..n as u32).collect::<Vec<_>>()
+    open(params)?.select(&input, &lend_probe_host(&NoProbeHost))
 }
 
 #[test]

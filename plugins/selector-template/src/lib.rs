@@ -189,23 +189,9 @@ mod tests {
     //! train, since this selector must not need one).
 
     use super::*;
-    use abi_stable::std_types::{RResult, RSlice, RStr, RString};
-    use sieve_core::{lend_probe_host, FeatureId, ProbeHost, ProbeWeights, TaskKind};
-
-    struct NoHost;
-
-    impl ProbeHost for NoHost {
-        fn train_probe(
-            &self,
-            _x: MatrixView<'_>,
-            _labels: RSlice<'_, u32>,
-            _targets: RSlice<'_, f32>,
-            _num_classes: u32,
-            _settings_json: RStr<'_>,
-        ) -> RResult<ProbeWeights, RString> {
-            RResult::RErr("not needed".into())
-        }
-    }
+    // sieve_core::testing has what a selector's tests need: a host that
+    // refuses to train, an input built from plain slices.
+    use sieve_core::testing::{NoProbeHost, TestProblem};
 
     /// Four rows, three columns: column 0 constant (variance 0), column 1
     /// varies a lot (values -2, 2: variance 4), column 2 a little (0, 1:
@@ -219,23 +205,8 @@ mod tests {
 
     fn select(params: &str, x: &[f32]) -> Result<Selection, String> {
         let labels = [0u32, 1, 0, 1];
-        let features: Vec<FeatureId> = (0..3)
-            .map(|neuron| FeatureId { layer: 0, neuron })
-            .collect();
-        let view = MatrixView::new(x, 4, 3).expect("shape");
-        let input = SelectorInput {
-            task: TaskKind::Classification,
-            train: view,
-            dev: view,
-            train_labels: RSlice::from_slice(&labels),
-            dev_labels: RSlice::from_slice(&labels),
-            train_targets: RSlice::from_slice(&[]),
-            dev_targets: RSlice::from_slice(&[]),
-            num_classes: 2,
-            features: RSlice::from_slice(&features),
-            seed: 42,
-        };
-        open(params)?.select(&input, &lend_probe_host(&NoHost))
+        let problem = TestProblem::classification(x, 3, &labels, 2).with_seed(42);
+        problem.select(&open(params)?, &NoProbeHost)
     }
 
     #[test]

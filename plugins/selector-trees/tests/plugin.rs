@@ -1,46 +1,9 @@
 //! The selector as the host calls it, on matrices whose right answer is
 //! known by construction.
 
-use abi_stable::std_types::{RResult, RSlice, RStr, RString};
-use sieve_core::{
-    lend_probe_host, FeatureId, MatrixView, ProbeHost, ProbeWeights, Selection, SelectionKind,
-    SelectorInput, SelectorPlugin, TaskKind,
-};
+use sieve_core::testing::{is_permutation, NoProbeHost, TestProblem, TestRng as Rng, TestSplit};
+use sieve_core::{Selection, SelectionKind, TaskKind};
 use sieve_selector_trees::{column_blocks, open, Params};
-
-/// The selector never trains a probe; a host that fails proves it.
-struct NoHost;
-
-impl ProbeHost for NoHost {
-    fn train_probe(
-        &self,
-        _x: MatrixView<'_>,
-        _labels: RSlice<'_, u32>,
-        _targets: RSlice<'_, f32>,
-        _num_classes: u32,
-        _settings_json: RStr<'_>,
-    ) -> RResult<ProbeWeights, RString> {
-        RResult::RErr("tree-importance must not train a probe".into())
-    }
-}
-
-/// A tiny deterministic generator for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
 
 struct Data {
     x: Vec<f32>,
@@ -51,25 +14,16 @@ struct Data {
     task: TaskKind,
 }
 
+/// The selection of `params` on `d`; the selector never trains a probe,
+/// so the host refuses.
 fn select_on(params: &str, d: &Data, seed: u64) -> Result<Selection, String> {
-    let rows = d.x.len() / d.cols;
-    let features: Vec<FeatureId> = (0..d.cols as u32)
-        .map(|neuron| FeatureId { layer: 0, neuron })
-        .collect();
-    let view = MatrixView::new(&d.x, rows, d.cols).expect("shape");
-    let input = SelectorInput {
-        task: d.task,
-        train: view,
-        dev: view,
-        train_labels: RSlice::from_slice(&d.labels),
-        dev_labels: RSlice::from_slice(&d.labels),
-        train_targets: RSlice::from_slice(&d.targets),
-        dev_targets: RSlice::from_slice(&d.targets),
-        num_classes: d.num_classes,
-        features: RSlice::from_slice(&features),
-        seed,
+    let split = TestSplit {
+        x: &d.x,
+        labels: &d.labels,
+        targets: &d.targets,
     };
-    open(params)?.select(&input, &lend_probe_host(&NoHost))
+    let problem = TestProblem::on_split(d.task, d.cols, split, d.num_classes).with_seed(seed);
+    problem.select(&open(params)?, &NoProbeHost)
 }
 
 const PLANTED: usize = 11;
@@ -81,7 +35,7 @@ const CONSTANT: usize = 29;
 fn classification() -> Data {
     let (rows, cols) = (400, 30);
     let mut rng = Rng(9);
-    let labels: Vec<u32> = (0..rows).map(|_| (rng.next() % 4) as u32).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 4) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
         for j in 0..cols {
@@ -100,12 +54,6 @@ fn classification() -> Data {
         num_classes: 4,
         task: TaskKind::Classification,
     }
-}
-
-fn is_permutation(order: &[u32], cols: usize) -> bool {
-    let mut sorted = order.to_vec();
-    sorted.sort_unstable();
-    sorted == (0..cols as u32).collect::<Vec<_>>()
 }
 
 #[test]
@@ -258,7 +206,7 @@ fn bad_labels_values_and_shapes_are_clear_errors() {
 fn timing_on_a_realistic_size() {
     let (rows, cols) = (5000, 2688);
     let mut rng = Rng(1);
-    let labels: Vec<u32> = (0..rows).map(|_| (rng.next() % 45) as u32).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 45) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
         for j in 0..cols {
