@@ -23,6 +23,7 @@ pub mod backend;
 mod guard;
 pub mod matrix;
 pub mod plugin;
+pub mod rng;
 pub mod selector;
 pub mod testing;
 
@@ -30,6 +31,7 @@ pub use backend::*;
 pub use guard::catch_plugin_panic;
 pub use matrix::MatrixView;
 pub use plugin::*;
+pub use rng::SplitMix64;
 pub use selector::*;
 
 /// Re-exported so that plugins and the export macros name the exact

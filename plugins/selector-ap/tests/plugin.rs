@@ -35,7 +35,7 @@ const COLS: usize = 5;
 /// 4: 0.01 * class: below the default zero_below, so constant after
 ///    zeroing (1/3); with zero_below 0 it detects class 2 perfectly.
 fn planted() -> (Vec<f32>, Vec<u32>) {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let labels: Vec<u32> = (0..12).map(|i| i % 3).collect();
     let mut x = Vec::new();
     for &label in &labels {
@@ -88,7 +88,7 @@ fn matches_scikit_learn_examples_and_a_from_scratch_reference() {
     assert!((down[0] - 0.75).abs() < 1e-12, "{down:?}");
 
     // Random scores with many ties, four classes, both signs.
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let n = 300;
     let labels: Vec<u32> = (0..n).map(|_| (rng.next_u64() % 4) as u32).collect();
     let scores: Vec<f32> = (0..n)
@@ -150,7 +150,7 @@ fn one_sign_and_no_threshold_change_the_answer() {
 #[test]
 fn planted_neuron_beats_noise_on_a_larger_matrix() {
     let (rows, cols, planted) = (600, 40, 17);
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 5) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
@@ -230,7 +230,7 @@ fn regression_bad_labels_and_bad_values_are_clear_errors() {
 #[ignore]
 fn timing_on_a_realistic_size() {
     let (rows, cols) = (5000, 2688);
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 45) as u32).collect();
     let x: Vec<f32> = (0..rows * cols).map(|_| rng.uniform()).collect();
     let start = std::time::Instant::now();

@@ -213,51 +213,13 @@ pub fn open(params_json: &str) -> Result<GaussianSelector, String> {
     Params::from_json(params_json).map(|params| GaussianSelector { params })
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014): a small generator whose sequence
-/// never changes under us, so a seed means the same subsample forever.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (`bound >= 1`), by rejection (no modulo bias).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % bound;
-        loop {
-            let v = self.next_u64();
-            if v < zone {
-                return v % bound;
-            }
-        }
-    }
-}
+/// The seeded generator (SplitMix64) comes from core, shared by every plugin.
+pub use sieve_core::SplitMix64;
 
 /// `k` of `0..n` drawn without replacement from `seed` (all of them when
 /// `k >= n`), in ascending order.
 pub fn subsample(n: usize, k: usize, seed: u64) -> Vec<usize> {
-    let mut all: Vec<usize> = (0..n).collect();
-    if k >= n {
-        return all;
-    }
-    let mut rng = SplitMix64::new(seed ^ 0x6A09_E667_F3BC_C908);
-    for i in 0..k {
-        let j = i + rng.below((n - i) as u64) as usize;
-        all.swap(i, j);
-    }
-    all.truncate(k);
-    all.sort_unstable();
-    all
+    SplitMix64::new(seed ^ 0x6A09_E667_F3BC_C908).sample_sorted(n, k)
 }
 
 /// The outcome of a run: the ranking and what the log should say.

@@ -70,7 +70,7 @@ fn halves() -> (Vec<f32>, Vec<u32>) {
 }
 
 fn halves_from(seed: u64, rows: usize) -> (Vec<f32>, Vec<u32>) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 4) as u32).collect();
     let mut x = Vec::with_capacity(labels.len() * COLS);
     for &label in &labels {
@@ -143,7 +143,7 @@ fn a_budget_of_one_then_single_neuron_order() {
 #[test]
 fn planted_neuron_first_noise_and_constant_near_the_end() {
     let (rows, cols, planted) = (1000, 30, 13);
-    let mut rng = Rng(8);
+    let mut rng = Rng::new(8);
     let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 5) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
@@ -297,7 +297,7 @@ fn regression_bad_labels_and_bad_values_are_clear_errors() {
 /// Weakly informative data of a realistic size: 45 classes, every 97th
 /// column shifted by 0.05 * class (28 of 2,688 columns), the rest noise.
 fn realistic(rows: usize, cols: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 45) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {

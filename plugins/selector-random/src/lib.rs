@@ -41,35 +41,8 @@ impl Params {
     }
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014): small, fast, and good enough to
-/// shuffle; no `rand` dependency, so the sequence never changes under us.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (`bound >= 1`), by rejection (no modulo bias).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % bound;
-        loop {
-            let v = self.next_u64();
-            if v < zone {
-                return v % bound;
-            }
-        }
-    }
-}
+/// The seeded generator (SplitMix64) comes from core, shared by every plugin.
+pub use sieve_core::SplitMix64;
 
 /// A random permutation of `0..n`, a function of `seed` alone.
 pub fn shuffled(n: usize, seed: u64) -> Vec<u32> {

@@ -6,7 +6,7 @@ use sieve_core::{
     lend_probe_host, FeatureId, MatrixView, Selection, SelectionKind, SelectorInput,
     SelectorPlugin, TaskKind,
 };
-use sieve_selector_random::{open, shuffled, SplitMix64};
+use sieve_selector_random::{open, shuffled};
 
 const ROWS: usize = 3;
 
@@ -32,14 +32,6 @@ fn select(params: &str, cols: usize, seed: u64, task: TaskKind) -> Result<Select
         seed,
     };
     open(params)?.select(&input, &lend_probe_host(&NoProbeHost))
-}
-
-#[test]
-fn splitmix64_matches_the_reference_sequence() {
-    // Vigna's splitmix64.c from state 0.
-    let mut rng = SplitMix64::new(0);
-    assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
-    assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
 }
 
 #[test]

@@ -176,56 +176,13 @@ pub fn open(params_json: &str) -> Result<TreeImportanceSelector, String> {
     Params::from_json(params_json).map(|params| TreeImportanceSelector { params })
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014): a small generator whose sequence
-/// never changes under us, so a seed means the same ranking forever.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// An independent generator for purpose `stream` of run seed `seed`.
-    pub fn for_stream(seed: u64, stream: u64) -> Self {
-        let mut mix = SplitMix64(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        SplitMix64(mix.next_u64())
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (`bound >= 1`), by rejection (no modulo bias).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % bound;
-        loop {
-            let v = self.next_u64();
-            if v < zone {
-                return v % bound;
-            }
-        }
-    }
-}
+/// The seeded generator (SplitMix64) comes from core, shared by every plugin.
+pub use sieve_core::SplitMix64;
 
 /// `k` of `0..n` drawn without replacement (all of them when `k >= n`), in
 /// ascending order.
 pub fn sample_without_replacement(n: usize, k: usize, rng: &mut SplitMix64) -> Vec<usize> {
-    let mut all: Vec<usize> = (0..n).collect();
-    if k >= n {
-        return all;
-    }
-    for i in 0..k {
-        let j = i + rng.below((n - i) as u64) as usize;
-        all.swap(i, j);
-    }
-    all.truncate(k);
-    all.sort_unstable();
-    all
+    rng.sample_sorted(n, k)
 }
 
 /// The column block of every tree: round `r` shuffles all columns and cuts

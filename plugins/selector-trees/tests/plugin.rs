@@ -34,7 +34,7 @@ const CONSTANT: usize = 29;
 /// 29 (constant: no split can use it).
 fn classification() -> Data {
     let (rows, cols) = (400, 30);
-    let mut rng = Rng(9);
+    let mut rng = Rng::new(9);
     let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 4) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
@@ -130,7 +130,7 @@ fn blocks_cover_every_column_evenly() {
 #[test]
 fn regression_ranks_the_column_that_drives_the_target() {
     let (rows, cols) = (300, 12);
-    let mut rng = Rng(4);
+    let mut rng = Rng::new(4);
     let x: Vec<f32> = (0..rows * cols).map(|_| rng.uniform()).collect();
     let targets: Vec<f32> = (0..rows)
         .map(|i| 3.0 * x[i * cols + 5] + 0.1 * rng.uniform())
@@ -205,7 +205,7 @@ fn bad_labels_values_and_shapes_are_clear_errors() {
 #[ignore]
 fn timing_on_a_realistic_size() {
     let (rows, cols) = (5000, 2688);
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     let labels: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % 45) as u32).collect();
     let mut x = Vec::with_capacity(rows * cols);
     for &label in &labels {
