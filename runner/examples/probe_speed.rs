@@ -1,12 +1,15 @@
 //! Times the probe at the size of a BERT-base layer-selection run:
 //! `cargo run --release -p sieve-runner --example probe_speed [rows cols classes]`
 //! `[rows cols classes fista_iters adam]` (default 20,000 x 2,688 x 45, 50
-//! FISTA iterations; a fifth argument `adam` or `fista` runs only that solver).
+//! FISTA iterations; a fifth argument `adam` or `fista` runs only that solver,
+//! `bf16` the shuffled Adam recipe with f32 and with bf16 products).
 //! Set RAYON_NUM_THREADS to pin the threads.
 
 use std::time::Instant;
 
-use sieve_runner::probe::{accuracy, train_probe, ProbeSettings, Solver, SplitMix64, Task};
+use sieve_runner::probe::{
+    accuracy, train_probe, Precision, ProbeSettings, Solver, SplitMix64, Task,
+};
 
 /// Noisy class centres: a learnable, reproducible stand-in for activations.
 fn synthetic(rows: usize, cols: usize, classes: usize) -> (Vec<f32>, Vec<u32>) {
@@ -65,6 +68,17 @@ fn main() {
         rayon::current_num_threads()
     );
     let only = std::env::args().nth(5).unwrap_or_default();
+    if only == "bf16" {
+        // The shuffled recipe with f32 and with bf16 products, side by side.
+        let f32_products = ProbeSettings::default();
+        run("adam shuffled, f32", &x, &y, cols, classes, &f32_products);
+        let bf16_products = ProbeSettings {
+            precision: Precision::Bf16,
+            ..ProbeSettings::default()
+        };
+        run("adam shuffled, bf16", &x, &y, cols, classes, &bf16_products);
+        return;
+    }
     if only != "fista" {
         run(
             "adam paper (file order)",

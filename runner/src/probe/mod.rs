@@ -12,6 +12,7 @@
 //! Inputs are row-major `[rows, cols]` f32 slices; matmuls run on candle
 //! CPU tensors.
 
+mod bf16;
 mod data;
 mod error;
 mod gemm;
@@ -35,7 +36,7 @@ pub use metrics::{
 };
 pub use model::TrainedProbe;
 pub use rng::SplitMix64;
-pub use settings::{ProbeSettings, Solver, Task};
+pub use settings::{Precision, ProbeSettings, Solver, Task};
 pub use streamed::{train_probe_streamed, RowBlocks};
 
 use std::ops::Range;
@@ -92,6 +93,12 @@ pub fn train_probe_warm(
                 solver_device::device(&settings.device).map_err(ProbeError::InvalidSettings)?;
             solver_device::train_adam_on(&device, &problem, settings, seed, init)?
         }
+        Solver::Adam if settings.precision == Precision::Bf16 => {
+            let all_columns = 0..cols;
+            let all = std::slice::from_ref(&all_columns);
+            let mut fitted = bf16::train_adam_bank_bf16(&problem, all, settings, seed, init)?;
+            fitted.remove(0)
+        }
         Solver::Adam => solver_adam::train_adam(&problem, settings, seed, init)?,
         Solver::Fista => solver_fista::train_fista(&problem, settings, init)?,
     };
@@ -136,9 +143,24 @@ pub fn train_probe_bank(
             })
             .collect();
     }
+    if settings.precision == Precision::Bf16 && ranges.iter().any(|r| !bf16_aligned(r)) {
+        return train_bf16_bank_unaligned(
+            x,
+            (rows, cols),
+            labels,
+            targets,
+            task,
+            settings,
+            seed,
+            ranges,
+        );
+    }
     let problem =
         RawInput::new(x, (rows, cols), labels, targets, task).into_problem(settings.standardize)?;
-    let fitted = solver_adam::train_adam_bank(&problem, ranges, settings, seed)?;
+    let fitted = match settings.precision {
+        Precision::Bf16 => bf16::train_adam_bank_bf16(&problem, ranges, settings, seed, None)?,
+        Precision::F32 => solver_adam::train_adam_bank(&problem, ranges, settings, seed)?,
+    };
     Ok(fitted
         .into_iter()
         .zip(ranges)
@@ -150,6 +172,49 @@ pub fn train_probe_bank(
             fitted_probe(f, problem.outputs, r.len(), standardization, "")
         })
         .collect())
+}
+
+/// Whether a bf16 bank can read `range` in place: its layouts hold the
+/// columns in steps of 32 (layer ranges of 384- or 768-wide models are).
+fn bf16_aligned(range: &Range<usize>) -> bool {
+    range.start.is_multiple_of(bf16::TILE_DEPTH)
+}
+
+/// A bf16 bank with some ranges not on a 32-column step (a model with 312
+/// hidden units, say): the aligned ones train as a bank, each other one on
+/// its own copy of its columns.
+#[allow(clippy::too_many_arguments)] // train_probe_bank's arguments
+fn train_bf16_bank_unaligned(
+    x: &[f32],
+    (rows, cols): (usize, usize),
+    labels: &[u32],
+    targets: &[f32],
+    task: Task,
+    settings: &ProbeSettings,
+    seed: u64,
+    ranges: &[Range<usize>],
+) -> Result<Vec<TrainedProbe>, ProbeError> {
+    let aligned: Vec<Range<usize>> = ranges.iter().filter(|r| bf16_aligned(r)).cloned().collect();
+    let mut banked = if aligned.is_empty() {
+        Vec::new()
+    } else {
+        train_probe_bank(
+            x, rows, cols, labels, targets, task, settings, seed, &aligned,
+        )?
+    }
+    .into_iter();
+    ranges
+        .iter()
+        .map(|r| match bf16_aligned(r) {
+            true => banked.next().ok_or_else(|| {
+                ProbeError::InvalidSettings("probe bank returned too few probes".into())
+            }),
+            false => {
+                let sub = data::column_range(x, cols, r.clone());
+                train_probe(&sub, rows, r.len(), labels, targets, task, settings, seed)
+            }
+        })
+        .collect()
 }
 
 /// The trained probe of a solver's result; the note says which solver

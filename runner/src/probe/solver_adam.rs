@@ -257,7 +257,7 @@ pub(crate) fn batch_gradient(
 
 /// Which rows form each mini-batch: file order (the paper) or a seeded
 /// Fisher-Yates permutation per epoch.
-struct BatchOrder {
+pub(crate) struct BatchOrder {
     rng: Option<SplitMix64>,
     perm: Vec<u32>,
     /// The current batch's rows when shuffling (gathered copy).
@@ -267,7 +267,7 @@ struct BatchOrder {
 }
 
 impl BatchOrder {
-    fn new(rows: usize, shuffle: bool, seed: u64) -> Self {
+    pub(crate) fn new(rows: usize, shuffle: bool, seed: u64) -> Self {
         Self {
             rng: shuffle.then(|| SplitMix64::for_stream(seed, SHUFFLE_STREAM)),
             perm: (0..rows as u32).collect(),
@@ -278,7 +278,7 @@ impl BatchOrder {
     }
 
     /// Draws this epoch's permutation (no-op in file order).
-    fn start_epoch(&mut self) {
+    pub(crate) fn start_epoch(&mut self) {
         if let Some(rng) = &mut self.rng {
             rng.shuffle(&mut self.perm);
         }
@@ -308,31 +308,61 @@ impl BatchOrder {
             let first = r as usize * cols;
             self.rows.extend_from_slice(&x[first..first + cols]);
         }
-        let targets = match all_targets {
-            Targets::Classes(c) => {
-                self.labels.clear();
-                self.labels.extend(rows.iter().map(|&r| c[r as usize]));
-                Targets::Classes(&self.labels)
-            }
-            Targets::Values(v) => {
-                self.values.clear();
-                self.values.extend(rows.iter().map(|&r| v[r as usize]));
-                Targets::Values(&self.values)
-            }
-        };
+        let targets = gather_targets(rows, all_targets, &mut self.labels, &mut self.values);
         (MatRef::row_major(&self.rows, len, cols), targets)
+    }
+
+    /// The rows of batch `start..start + len` in this epoch's order.
+    pub(crate) fn indices(&self, start: usize, len: usize) -> &[u32] {
+        &self.perm[start..start + len]
+    }
+
+    /// The targets of batch `start..start + len` (a view in file order).
+    pub(crate) fn targets<'s>(
+        &'s mut self,
+        all_targets: Targets<'s>,
+        start: usize,
+        len: usize,
+    ) -> Targets<'s> {
+        if self.rng.is_none() {
+            return all_targets.slice(start, len);
+        }
+        let rows = &self.perm[start..start + len];
+        gather_targets(rows, all_targets, &mut self.labels, &mut self.values)
+    }
+}
+
+/// The targets of `rows`, copied into the reusable `labels` or `values`.
+fn gather_targets<'s>(
+    rows: &[u32],
+    all_targets: Targets<'_>,
+    labels: &'s mut Vec<u32>,
+    values: &'s mut Vec<f32>,
+) -> Targets<'s> {
+    match all_targets {
+        Targets::Classes(c) => {
+            labels.clear();
+            labels.extend(rows.iter().map(|&r| c[r as usize]));
+            Targets::Classes(labels)
+        }
+        Targets::Values(v) => {
+            values.clear();
+            values.extend(rows.iter().map(|&r| v[r as usize]));
+            Targets::Values(values)
+        }
     }
 }
 
 /// The weights, moments and scratch buffers of one Adam run.
-struct AdamState {
+pub(crate) struct AdamState {
     /// [k, d], row-major.
-    w: Vec<f32>,
-    bias: Vec<f32>,
+    pub(crate) w: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
     w_moments: Moments,
     b_moments: Moments,
     scratch: BatchScratch,
-    gb: Vec<f32>,
+    /// dL/db of the current step.
+    pub(crate) gb: Vec<f32>,
     step: u64,
     sum_sq: f64,
     /// Threads of the products and of the weight update: candle's count
@@ -341,7 +371,13 @@ struct AdamState {
 }
 
 impl AdamState {
-    fn new(k: usize, d: usize, seed: u64, init: Option<(&[f32], &[f32])>, threads: usize) -> Self {
+    pub(crate) fn new(
+        k: usize,
+        d: usize,
+        seed: u64,
+        init: Option<(&[f32], &[f32])>,
+        threads: usize,
+    ) -> Self {
         let (w, bias) = match init {
             Some((w, b)) => (w.to_vec(), b.to_vec()),
             None => torch_linear_init(k, d, seed),
@@ -370,20 +406,48 @@ impl AdamState {
             &mut self.gb,
             parallelism(self.threads),
         );
+        let gw = std::mem::take(&mut self.scratch.gw);
+        self.apply_gradient(&gw, xb.cols, s);
+        self.scratch.gw = gw;
+        loss
+    }
+
+    /// The Adam step of W from dL/dW (row j at `gw[j * gw_stride..]`, its
+    /// first d values) and of the bias from dL/db in `self.gb`.
+    pub(crate) fn apply_gradient(&mut self, gw: &[f32], gw_stride: usize, s: &ProbeSettings) {
         self.step += 1;
         let coeffs = AdamCoeffs::at_step(s.learning_rate, self.step);
         let penalty = PenaltyGrad {
             l1: s.l1,
             l2_over_norm: l2_over_norm(s.l2, self.sum_sq),
         };
-        self.sum_sq = adam_update_chunked(
-            &mut self.w,
-            &self.scratch.gw,
-            &mut self.w_moments,
-            &coeffs,
-            penalty,
-            self.threads > 1,
-        );
+        let d = self.w.len() / self.bias.len();
+        let params = self.w.len();
+        self.sum_sq = if gw_stride == d {
+            adam_update_chunked(
+                &mut self.w,
+                &gw[..params],
+                &mut self.w_moments,
+                &coeffs,
+                penalty,
+                self.threads > 1,
+            )
+        } else {
+            // A padded gradient (the bf16 products write whole tiles): the
+            // same elementwise update, one row at a time.
+            let moments = &mut self.w_moments;
+            self.w
+                .chunks_exact_mut(d)
+                .zip(gw.chunks(gw_stride))
+                .zip(
+                    moments
+                        .m
+                        .chunks_exact_mut(d)
+                        .zip(moments.v.chunks_exact_mut(d)),
+                )
+                .map(|((w, g), (m, v))| adam_update(w, &g[..d], (m, v), &coeffs, penalty))
+                .sum()
+        };
         let bm = (&mut self.b_moments.m[..], &mut self.b_moments.v[..]);
         adam_update(
             &mut self.bias,
@@ -392,7 +456,6 @@ impl AdamState {
             &coeffs,
             PenaltyGrad::default(),
         );
-        loss
     }
 
     /// Every mini-batch of `x` ([rows, cols]) in `order`; returns the

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use super::data::{check_finite, checked_targets, standardize_rows};
 use super::error::ProbeError;
+use super::settings::Precision;
 use super::settings::{ProbeSettings, Solver, Task};
 use super::solver_adam::train_adam_blocks;
 use super::{fitted_probe, TrainedProbe};
@@ -72,7 +73,15 @@ pub fn train_probe_streamed(
         task.outputs(),
         cols,
         standardization,
-        &format!(" streamed in blocks of {block_rows} rows"),
+        &format!(
+            " streamed in blocks of {block_rows} rows{}",
+            // The bf16 bank lays out batches of a matrix held in memory.
+            if settings.precision == Precision::Bf16 {
+                " (precision f32: bf16 needs the rows in memory)"
+            } else {
+                ""
+            }
+        ),
     ))
 }
 

@@ -784,3 +784,97 @@ fn a_probe_bank_rejects_ranges_outside_the_matrix() {
         assert!(err.contains("column range"), "{err}");
     }
 }
+
+fn bf16(s: ProbeSettings) -> ProbeSettings {
+    ProbeSettings {
+        precision: Precision::Bf16,
+        ..s
+    }
+}
+
+/// Relative distance between two weight vectors.
+fn relative_distance(a: &[f32], b: &[f32]) -> f64 {
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let norm: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (diff / norm).sqrt()
+}
+
+#[test]
+fn a_bf16_probe_learns_what_the_f32_probe_learns() {
+    // 40 columns: not whole tiles of 32, so the padding is exercised.
+    let cols = 40;
+    let (x, y) = blobs(900, cols, 3, 0.6, 21);
+    let f32_probe = train_cls(&x, &y, cols, 3, &adam_fast(), 7);
+    let bf16_probe = train_cls(&x, &y, cols, 3, &bf16(adam_fast()), 7);
+    let acc = |p: &TrainedProbe| accuracy(&p.predict_classes(&x, 900), &y);
+    assert!(
+        acc(&bf16_probe) >= 0.95,
+        "bf16 accuracy {}",
+        acc(&bf16_probe)
+    );
+    assert!((acc(&bf16_probe) - acc(&f32_probe)).abs() <= 0.01);
+    // Same init and batches; only the rounding of the products differs.
+    let dist = relative_distance(&bf16_probe.weights, &f32_probe.weights);
+    assert!(dist < 0.05, "weights {dist} apart");
+    assert!(dist > 0.0, "the bf16 solver did not run");
+    assert!(
+        bf16_probe.solver_note.contains("precision=bf16"),
+        "{}",
+        bf16_probe.solver_note
+    );
+    assert!(!f32_probe.solver_note.contains("bf16"));
+}
+
+#[test]
+fn a_bf16_regression_probe_recovers_a_linear_function() {
+    let (x, t) = linear_targets(600, 6, 4);
+    let s = bf16(ProbeSettings {
+        l1: 0.0,
+        l2: 0.0,
+        ..adam_fast()
+    });
+    let p = train_probe(&x, 600, 6, &[], &t, Task::Regression, &s, 2).unwrap();
+    let r = pearson(&p.predict_values(&x, 600), &t);
+    assert!(r > 0.99, "pearson {r}");
+}
+
+#[test]
+fn a_bf16_bank_equals_bf16_probes_trained_one_by_one() {
+    let cols = 70;
+    let (x, y) = blobs(300, cols, 4, 1.0, 13);
+    // Ranges on 32-column steps share the batch layouts; 5..20 and 40..45
+    // do not and get their own copy.
+    let ranges = [0..3, 32..70, 5..20, 0..70, 64..69, 40..45];
+    for (shuffle, standardize) in [(false, false), (true, true)] {
+        let s = bf16(ProbeSettings {
+            shuffle,
+            standardize,
+            epochs: 2,
+            ..adam_fast()
+        });
+        let bank =
+            train_probe_bank(&x, 300, cols, &y, &[], classification(4), &s, 5, &ranges).unwrap();
+        for (probe, r) in bank.iter().zip(&ranges) {
+            let sub = data::column_range(&x, cols, r.clone());
+            let alone = train_cls(&sub, &y, r.len(), 4, &s, 5);
+            let what = format!("range {r:?} shuffle={shuffle}");
+            // Padding only ever meets zeros: the same sums, the same bits.
+            assert_eq!(bits(&probe.weights), bits(&alone.weights), "{what}");
+            assert_eq!(bits(&probe.bias), bits(&alone.bias), "{what}");
+        }
+    }
+}
+
+#[test]
+fn bf16_is_refused_where_it_does_not_apply() {
+    for s in [
+        bf16(fista(1e-3, 1e-3)),
+        ProbeSettings {
+            device: "cuda".into(),
+            ..bf16(adam_fast())
+        },
+    ] {
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("precision bf16"), "{err}");
+    }
+}

@@ -1,0 +1,35 @@
+//! The probe's products in bf16 (`probe: {precision: bf16}`): on CPUs with
+//! Intel AMX the tile units multiply bf16 matrices several times faster
+//! than AVX-512 multiplies f32 ones, and the paper's probes are nearly all
+//! products. Inputs are rounded to bf16 (8 significant bits), sums stay
+//! f32, and the weights and Adam state stay f32.
+//!
+//! - `amx`: detection, the OS grant and the tile kernel (inline assembly);
+//! - `kernel`: the product API, with an f32 fallback for other CPUs;
+//! - `layout`: rounding and the padded batch layouts the tiles read;
+//! - `solver`: the Adam bank on top of them.
+
+#[cfg(target_arch = "x86_64")]
+mod amx;
+/// No tiles off x86-64: the portable product always runs.
+#[cfg(not(target_arch = "x86_64"))]
+mod amx {
+    pub(crate) fn available() -> bool {
+        false
+    }
+
+    pub(crate) unsafe fn matmul(
+        _: super::kernel::Operand<'_>,
+        _: super::kernel::PairOperand<'_>,
+        _: &mut [f32],
+        _: usize,
+    ) {
+        unreachable!("AMX is never available off x86-64")
+    }
+}
+mod kernel;
+mod layout;
+mod solver;
+
+pub(crate) use kernel::TILE_DEPTH;
+pub(crate) use solver::train_adam_bank_bf16;

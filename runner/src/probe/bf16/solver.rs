@@ -1,0 +1,278 @@
+//! The paper's Adam recipe with bf16 products: the scores and the weight
+//! gradient are computed from bf16 copies of the rows, weights and score
+//! gradients, summed in f32; the weights, their Adam moments, the softmax
+//! and the loss stay f32 (the usual mixed-precision split). Each probe
+//! gets the same init, batches and update rule as the f32 solver.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::super::data::{with_f32, Problem};
+use super::super::error::ProbeError;
+use super::super::model::Fitted;
+use super::super::objective::{column_sums, Targets};
+use super::super::settings::ProbeSettings;
+use super::super::solver_adam::{finish, AdamState, BatchOrder};
+use super::kernel::{lhs_index, matmul_bf16, Backend, Operand, TILE_DEPTH, TILE_ROWS};
+use super::layout::{f32_to_bf16, round_row_into_tiles, round_up, rounded_matrix, BatchLayouts};
+
+/// One probe of the bank: its f32 Adam state and its bf16 buffers.
+struct Bf16Probe {
+    adam: AdamState,
+    range: Range<usize>,
+    /// Outputs rounded up to whole tiles (45 classes -> 48).
+    outputs16: usize,
+    /// The weights in bf16, [outputs16, depth], zero outside [k, d].
+    weights: Vec<u16>,
+    /// The probe's columns rounded up to the products' inner step.
+    depth: usize,
+    /// Scores transposed, [outputs16, rows16].
+    scores_t: Vec<f32>,
+    /// Scores, then their gradient, [rows, k].
+    z: Vec<f32>,
+    /// The score gradient transposed in bf16, [outputs16, rows32].
+    dz_t: Vec<u16>,
+    /// dL/dW, [outputs16, d rounded up to 16].
+    gw: Vec<f32>,
+}
+
+impl Bf16Probe {
+    fn new(adam: AdamState, range: Range<usize>) -> Self {
+        let k = adam.bias.len();
+        let depth = round_up(range.len(), TILE_DEPTH);
+        let mut probe = Self {
+            outputs16: round_up(k, TILE_ROWS),
+            weights: vec![0; round_up(k, TILE_ROWS) * depth],
+            depth,
+            adam,
+            range,
+            scores_t: Vec::new(),
+            z: Vec::new(),
+            dz_t: Vec::new(),
+            gw: Vec::new(),
+        };
+        probe.round_weights();
+        probe
+    }
+
+    fn round_weights(&mut self) {
+        let d = self.range.len();
+        for (j, src) in self.adam.w.chunks_exact(d).enumerate() {
+            round_row_into_tiles(src, &mut self.weights, self.depth, j);
+        }
+    }
+
+    /// One mini-batch step on the laid-out batch; returns its mean loss.
+    fn step(
+        &mut self,
+        backend: Backend,
+        batch: &BatchLayouts,
+        targets: Targets<'_>,
+        s: &ProbeSettings,
+    ) -> f64 {
+        let loss = self.gradient(backend, batch, targets);
+        let gw = std::mem::take(&mut self.gw);
+        self.adam
+            .apply_gradient(&gw, round_up(self.range.len(), TILE_ROWS), s);
+        self.gw = gw;
+        self.round_weights();
+        loss
+    }
+
+    /// Scores, loss and gradients of the batch: dL/dW into `self.gw`,
+    /// dL/db into the Adam state's `gb`.
+    fn gradient(&mut self, backend: Backend, batch: &BatchLayouts, targets: Targets<'_>) -> f64 {
+        let (k, n, n16) = (self.adam.bias.len(), batch.rows, batch.rows16());
+        let start = self.range.start;
+        // scores^T [outputs16, n16] = W [outputs16, depth] x^T [depth, n16]
+        let weights = Operand {
+            data: &self.weights,
+            rows: self.outputs16,
+            cols: self.depth,
+        };
+        let rows_t = batch.columns_by_pairs(start, self.depth);
+        self.scores_t.resize(self.outputs16 * n16, 0.0);
+        matmul_bf16(backend, weights, rows_t, &mut self.scores_t, n16);
+        self.z.resize(n * k, 0.0);
+        for (c, (scores, b)) in self
+            .scores_t
+            .chunks_exact(n16)
+            .zip(&self.adam.bias)
+            .enumerate()
+        {
+            for (r, &v) in scores[..n].iter().enumerate() {
+                self.z[r * k + c] = v + b;
+            }
+        }
+        let loss = targets.loss_grad_in_place(&mut self.z, k);
+        column_sums(&self.z, k, &mut self.adam.gb);
+        // dW [outputs16, d16] = dZ^T [outputs16, n32] x [n32, d16]
+        let n32 = batch.rows32();
+        self.dz_t.clear();
+        self.dz_t.resize(self.outputs16 * n32, 0);
+        for (r, row) in self.z.chunks_exact(k).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                self.dz_t[lhs_index(n32, c, r)] = f32_to_bf16(v);
+            }
+        }
+        let d16 = round_up(self.range.len(), TILE_ROWS);
+        let dz_t = Operand {
+            data: &self.dz_t,
+            rows: self.outputs16,
+            cols: n32,
+        };
+        let rows = batch.rows_by_pairs(start, d16);
+        self.gw.resize(self.outputs16 * d16, 0.0);
+        matmul_bf16(backend, dz_t, rows, &mut self.gw, d16);
+        loss
+    }
+}
+
+/// Trains one probe per column range of `p.x` with bf16 products over the
+/// same mini-batches, as `solver_adam::train_adam_bank` does in f32: each
+/// batch is laid out once and the probes step on their columns in
+/// parallel. `init` (one range only) replaces torch's init.
+pub(crate) fn train_adam_bank_bf16(
+    p: &Problem<'_>,
+    ranges: &[Range<usize>],
+    s: &ProbeSettings,
+    seed: u64,
+    init: Option<(&[f32], &[f32])>,
+) -> Result<Vec<Fitted>, ProbeError> {
+    if let Some(bad) = ranges.iter().find(|r| !r.start.is_multiple_of(TILE_DEPTH)) {
+        // The layouts hold columns in steps of 32; `train_probe_bank` gives
+        // other ranges their own copy before calling this.
+        return Err(ProbeError::InvalidSettings(format!(
+            "bf16 probe bank: column range {bad:?} does not start at a multiple of {TILE_DEPTH}"
+        )));
+    }
+    let backend = Backend::detect();
+    let mut probes: Vec<Bf16Probe> = ranges
+        .iter()
+        .map(|r| {
+            let adam = AdamState::new(p.outputs, r.len(), seed, init, 1);
+            Bf16Probe::new(adam, r.clone())
+        })
+        .collect();
+    let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
+    let mut layouts = BatchLayouts::new(p.cols, s.batch_size.min(p.rows.max(1)));
+    let mut epoch_losses = vec![f64::NAN; ranges.len()];
+    with_f32(&p.x, |x| {
+        let x = rounded_matrix(x);
+        for _ in 0..s.epochs {
+            order.start_epoch();
+            let mut totals = vec![0.0f64; ranges.len()];
+            for start in (0..p.rows).step_by(s.batch_size) {
+                let len = s.batch_size.min(p.rows - start);
+                layouts.fill(&x, order.indices(start, len));
+                let targets = order.targets(p.targets, start, len);
+                let losses: Vec<f64> = probes
+                    .par_iter_mut()
+                    .map(|probe| probe.step(backend, &layouts, targets, s))
+                    .collect();
+                for (total, loss) in totals.iter_mut().zip(losses) {
+                    *total += loss * len as f64;
+                }
+            }
+            for (loss, total) in epoch_losses.iter_mut().zip(&totals) {
+                *loss = total / p.rows as f64;
+            }
+        }
+    })?;
+    probes
+        .into_iter()
+        .zip(epoch_losses)
+        .map(|(probe, loss)| {
+            let mut fitted = finish(probe.adam.w, probe.adam.bias, s, loss)?;
+            fitted
+                .note
+                .push_str(&format!(" precision=bf16 ({})", backend.name()));
+            Ok(fitted)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::gemm::MatRef;
+    use super::super::super::solver_adam::{batch_gradient, BatchScratch};
+    use super::super::layout::bf16_to_f32;
+    use super::*;
+
+    /// One batch's gradient with bf16 products is the f32 gradient of the
+    /// same (bf16-valued) rows up to the rounding of W and dZ.
+    #[test]
+    fn the_bf16_gradient_is_the_f32_gradient_up_to_rounding() {
+        let (rows, cols, k) = (70, 75, 5);
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1013) as f32 / 506.0 - 1.0) * 2.0)
+            .collect();
+        let x16 = rounded_matrix(&x);
+        let x_rounded: Vec<f32> = x16.iter().map(|&h| bf16_to_f32(h)).collect();
+        let labels: Vec<u32> = (0..rows as u32).map(|r| r * 7 % k as u32).collect();
+        let batch: Vec<u32> = (0..rows as u32).rev().collect();
+        let batch_labels: Vec<u32> = batch.iter().map(|&r| labels[r as usize]).collect();
+        let targets = Targets::Classes(&batch_labels);
+        // Columns 32..71 of the matrix, as a bank's probe would see them.
+        let range = 32..71;
+        let mut probe = Bf16Probe::new(AdamState::new(k, range.len(), 3, None, 1), range.clone());
+        let mut layouts = BatchLayouts::new(cols, rows);
+        layouts.fill(&x16, &batch);
+        for backend in [Backend::Portable, Backend::detect()] {
+            let loss = probe.gradient(backend, &layouts, targets);
+            // The f32 reference on the gathered rows of the same columns.
+            let xb: Vec<f32> = batch
+                .iter()
+                .flat_map(|&r| &x_rounded[r as usize * cols..][range.clone()])
+                .copied()
+                .collect();
+            let (mut scratch, mut gb) = (BatchScratch::default(), vec![0.0; k]);
+            let xb = MatRef::row_major(&xb, rows, range.len());
+            let want_loss = batch_gradient(
+                xb,
+                &probe.adam.w,
+                &probe.adam.bias,
+                targets,
+                &mut scratch,
+                &mut gb,
+                ::gemm::Parallelism::None,
+            );
+            assert!(
+                (loss - want_loss).abs() < 1e-2 * want_loss,
+                "{loss} vs {want_loss}"
+            );
+            let d16 = round_up(range.len(), TILE_ROWS);
+            let got: Vec<f32> = probe
+                .gw
+                .chunks_exact(d16)
+                .take(k)
+                .flat_map(|row| &row[..range.len()])
+                .copied()
+                .collect();
+            let diff: f32 = got
+                .iter()
+                .zip(&scratch.gw)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum();
+            let norm: f32 = scratch.gw.iter().map(|b| b * b).sum();
+            assert!(
+                (diff / norm).sqrt() < 1e-2,
+                "{backend:?}: gradient {}",
+                (diff / norm).sqrt()
+            );
+            let bias_diff: f32 = probe
+                .adam
+                .gb
+                .iter()
+                .zip(&gb)
+                .map(|(a, b)| (a - b).abs())
+                .sum();
+            let bias_norm: f32 = gb.iter().map(|b| b.abs()).sum();
+            assert!(
+                bias_diff < 1e-2 * bias_norm,
+                "{backend:?}: bias gradient off by {bias_diff} of {bias_norm}"
+            );
+        }
+    }
+}
