@@ -476,15 +476,8 @@ impl SelectionRun<'_> {
         let mut chosen: Option<(Candidate, TrainedProbe)> = None;
         let sizes = candidate_sizes(spec, total, ranked.len());
         let ranked_columns = Columns::List(ranked.to_vec());
-        // Candidates are trained as many at a time as there are threads
-        // (in parallel, one thread each): the probes of small N are too
-        // small to use the cores one by one. What is trained past the
-        // chosen N is thrown away (the result is the same as one by one),
-        // so groups are no larger: with two per thread, the WSJ search
-        // also trained N = 268 and 295, more columns than the 215 and 241
-        // it needed.
-        let group = rayon::current_num_threads().max(1);
-        'search: for sizes in sizes.chunks(group) {
+        let threads = rayon::current_num_threads().max(1);
+        'search: for sizes in search_groups(&sizes, threads) {
             let ranges: Vec<_> = sizes.iter().map(|&n| 0..n).collect();
             let scored = self.bench.score_many(&ranked_columns, &ranges)?;
             for (&n, (score, probe)) in sizes.iter().zip(scored) {
@@ -535,6 +528,35 @@ impl SelectionRun<'_> {
         Ok((selection, probe))
     }
 }
+
+/// Candidates of one probe bank: at least one per thread (in parallel,
+/// one thread each: the probes of small N are too small to use the cores
+/// one by one), and more while the group is still narrow, since a probe of
+/// a few dozen neurons costs about its fixed per-step work (the softmax
+/// over every class, the update) and each bank adds a gather,
+/// standardisation and evaluation of its own. What is trained past the
+/// chosen N is thrown away (the result is the same as one by one), so
+/// wide candidates stay one per thread: with two per thread the WSJ search
+/// also trained N = 268 and 295 when it needed 215 and 241.
+fn search_groups(sizes: &[usize], threads: usize) -> Vec<&[usize]> {
+    let narrow = NARROW_GROUP_COLUMNS * threads;
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < sizes.len() {
+        let mut end = start;
+        let mut columns = 0;
+        while end < sizes.len() && (end - start < threads || columns < narrow) {
+            columns += sizes[end];
+            end += 1;
+        }
+        groups.push(&sizes[start..end]);
+        start = end;
+    }
+    groups
+}
+
+/// Columns per thread under which a search group takes one more candidate.
+const NARROW_GROUP_COLUMNS: usize = 64;
 
 fn matrix(data: &[f32], rows: usize, cols: usize) -> Result<MatrixView<'_>> {
     MatrixView::new(data, rows, cols).context("internal error: matrix shape")
@@ -635,6 +657,24 @@ mod tests {
         let partial = [Some(0.80), None, Some(0.925), None, Some(0.935)];
         assert_eq!(select_layer(&partial, 2.0), 2);
         assert_eq!(select_layer(&partial, 1.0), 4);
+    }
+
+    #[test]
+    fn search_groups_bundle_narrow_candidates_and_pair_wide_ones() {
+        let wsj = [
+            2, 5, 8, 10, 13, 26, 53, 80, 107, 134, 161, 188, 215, 241, 268, 403,
+        ];
+        let groups = search_groups(&wsj, 2);
+        assert_eq!(groups[0], &[2, 5, 8, 10, 13, 26, 53, 80]);
+        assert_eq!(groups[1], &[107, 134]);
+        assert!(groups[1..].iter().all(|g| g.len() == 2));
+        assert_eq!(groups.concat(), wsj, "every candidate once, in order");
+        // One thread: narrow ones still bundled, wide ones alone.
+        let single = search_groups(&wsj, 1);
+        assert_eq!(single[0], &[2, 5, 8, 10, 13, 26]);
+        assert_eq!(single[1], &[53, 80]);
+        assert!(single[2..].iter().all(|g| g.len() == 1));
+        assert!(search_groups(&[], 2).is_empty());
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub(crate) fn rounded_matrix(x: &[f32]) -> Vec<u16> {
     out
 }
 
+/// Narrower batches are laid out on the calling thread: waking a second
+/// thread every step cost more than the copy (`probe_speed` at 5 and 241
+/// columns spent ~20% of its time switching threads).
+const PARALLEL_FILL_FROM_COLUMNS: usize = 1024;
+
 pub(crate) fn round_up(v: usize, to: usize) -> usize {
     v.div_ceil(to) * to
 }
@@ -131,7 +136,7 @@ impl BatchLayouts {
     }
 
     /// Lays out rows `batch` of `x` (bf16, row-major [_, cols]): the two
-    /// layouts on two threads, each reading the rows once.
+    /// layouts on two threads for wide batches, each reading the rows once.
     pub fn fill(&mut self, x: &[u16], batch: &[u32]) {
         let capacity = self.by_row_pairs.len() / (self.column_tiles * TILE) * TILE_DEPTH;
         assert!(
@@ -147,10 +152,14 @@ impl BatchLayouts {
         let tiles_per_step = self.rows16() / TILE_ROWS;
         let (column_tiles, column_steps) = (self.column_tiles, self.column_steps);
         let (by_rows, by_columns) = (&mut self.by_row_pairs, &mut self.by_column_pairs);
-        rayon::join(
-            || fill_row_pairs(&rows, cols, column_tiles, by_rows),
-            || fill_column_pairs(&rows, column_steps, tiles_per_step, by_columns),
-        );
+        let mut by_row = || fill_row_pairs(&rows, cols, column_tiles, by_rows);
+        let mut by_column = || fill_column_pairs(&rows, column_steps, tiles_per_step, by_columns);
+        if cols >= PARALLEL_FILL_FROM_COLUMNS {
+            rayon::join(by_row, by_column);
+        } else {
+            by_row();
+            by_column();
+        }
     }
 }
 
@@ -235,48 +244,56 @@ mod simd {
         out: &mut [u16],
     ) {
         let full_tiles = cols / TILE_ROWS;
+        if tiles == 0 {
+            return;
+        }
         for (q, pair) in rows.chunks(2).enumerate() {
-            for tile in 0..tiles {
-                let at = row_pair_at(q, tile, tiles);
+            let first_line = row_pair_at(q, 0, tiles);
+            // One bounds check per pair for the pointer loop below: the
+            // last tile's line of this pair lies inside `out`.
+            assert!(first_line + (tiles - 1) * TILE + TILE_DEPTH <= out.len());
+            let mut done = 0;
+            if let [a, b] = pair {
+                assert!(a.len() >= full_tiles * TILE_ROWS && b.len() >= full_tiles * TILE_ROWS);
+                let out = out.as_mut_ptr().add(first_line);
+                for tile in 0..full_tiles {
+                    let c = tile * TILE_ROWS;
+                    // SAFETY: columns c..c + 16 exist in both rows and the
+                    // tile's 32-value line is inside `out` (asserted above).
+                    interleave16(a.as_ptr().add(c), b.as_ptr().add(c), out.add(tile * TILE));
+                }
+                done = full_tiles;
+            }
+            // The last, partial column tile, or every tile of an unpaired row.
+            for tile in done..tiles {
+                let at = first_line + tile * TILE;
                 let line = &mut out[at..at + TILE_DEPTH];
                 let first = tile * TILE_ROWS;
-                match pair {
-                    [a, b] if tile < full_tiles => interleave16(a, b, first, line),
-                    _ => {
-                        // The last, partial column tile or an unpaired last row.
-                        line.fill(0);
-                        for (h, row) in pair.iter().enumerate() {
-                            for (c, &v) in
-                                row[first..(first + TILE_ROWS).min(cols)].iter().enumerate()
-                            {
-                                line[2 * c + h] = v;
-                            }
-                        }
+                line.fill(0);
+                for (h, row) in pair.iter().enumerate() {
+                    for (c, &v) in row[first..(first + TILE_ROWS).min(cols)].iter().enumerate() {
+                        line[2 * c + h] = v;
                     }
                 }
             }
         }
     }
 
-    /// `out[2c] = a[first + c]`, `out[2c + 1] = b[first + c]`, c < 16.
+    /// `out[2c] = a[c]`, `out[2c + 1] = b[c]`, c < 16 (unaligned pointers;
+    /// the caller guarantees 16 readable values and 32 writable ones).
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn interleave16(a: &[u16], b: &[u16], first: usize, out: &mut [u16]) {
-        let (a, b, out) = (&a[first..first + 16], &b[first..first + 16], &mut out[..32]);
-        // SAFETY: the slices above hold 16, 16 and 32 values (unaligned
-        // loads and stores).
-        unsafe {
-            let va = _mm256_loadu_si256(a.as_ptr().cast());
-            let vb = _mm256_loadu_si256(b.as_ptr().cast());
-            // unpack works inside 128-bit lanes; the permutes put pairs 0..7
-            // then 8..15 back in order.
-            let low = _mm256_unpacklo_epi16(va, vb);
-            let high = _mm256_unpackhi_epi16(va, vb);
-            let head = _mm256_permute2x128_si256::<0x20>(low, high);
-            let tail = _mm256_permute2x128_si256::<0x31>(low, high);
-            _mm256_storeu_si256(out.as_mut_ptr().cast(), head);
-            _mm256_storeu_si256(out.as_mut_ptr().add(16).cast(), tail);
-        }
+    unsafe fn interleave16(a: *const u16, b: *const u16, out: *mut u16) {
+        let va = _mm256_loadu_si256(a.cast());
+        let vb = _mm256_loadu_si256(b.cast());
+        // unpack works inside 128-bit lanes; the permutes put pairs 0..7
+        // then 8..15 back in order.
+        let low = _mm256_unpacklo_epi16(va, vb);
+        let high = _mm256_unpackhi_epi16(va, vb);
+        let head = _mm256_permute2x128_si256::<0x20>(low, high);
+        let tail = _mm256_permute2x128_si256::<0x31>(low, high);
+        _mm256_storeu_si256(out.cast(), head);
+        _mm256_storeu_si256(out.add(16).cast(), tail);
     }
 
     #[target_feature(enable = "avx512f,avx512bw")]

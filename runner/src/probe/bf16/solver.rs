@@ -111,9 +111,14 @@ impl Bf16Probe {
         let n32 = batch.rows32();
         self.dz_t.clear();
         self.dz_t.resize(self.outputs16 * n32, 0);
-        for (r, row) in self.z.chunks_exact(k).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                self.dz_t[lhs_index(n32, c, r)] = f32_to_bf16(v);
+        // Row c of dZ^T is column c of dZ, written 32 rows (a tile row) at a time.
+        for c in 0..k {
+            for (step, rows) in self.z.chunks(TILE_DEPTH * k).enumerate() {
+                let at = lhs_index(n32, c, step * TILE_DEPTH);
+                let line = &mut self.dz_t[at..at + rows.len() / k];
+                for (v, row) in line.iter_mut().zip(rows.chunks_exact(k)) {
+                    *v = f32_to_bf16(row[c]);
+                }
             }
         }
         let d16 = round_up(self.range.len(), TILE_ROWS);
@@ -159,13 +164,14 @@ pub(crate) fn train_adam_bank_bf16(
     let mut layouts = BatchLayouts::new(p.cols, s.batch_size.min(p.rows.max(1)));
     let mut epoch_losses = vec![f64::NAN; ranges.len()];
     with_f32(&p.x, |x| {
-        let x = rounded_matrix(x);
+        let rounded = rounded_matrix(x);
+        let x = rounded.as_slice();
         for _ in 0..s.epochs {
             order.start_epoch();
             let mut totals = vec![0.0f64; ranges.len()];
             for start in (0..p.rows).step_by(s.batch_size) {
                 let len = s.batch_size.min(p.rows - start);
-                layouts.fill(&x, order.indices(start, len));
+                layouts.fill(x, order.indices(start, len));
                 let targets = order.targets(p.targets, start, len);
                 let losses: Vec<f64> = probes
                     .par_iter_mut()
@@ -209,6 +215,7 @@ mod tests {
             .map(|i| ((i * 7919 % 1013) as f32 / 506.0 - 1.0) * 2.0)
             .collect();
         let x16 = rounded_matrix(&x);
+        let x16 = x16.as_slice();
         let x_rounded: Vec<f32> = x16.iter().map(|&h| bf16_to_f32(h)).collect();
         let labels: Vec<u32> = (0..rows as u32).map(|r| r * 7 % k as u32).collect();
         let batch: Vec<u32> = (0..rows as u32).rev().collect();
@@ -218,7 +225,7 @@ mod tests {
         let range = 32..71;
         let mut probe = Bf16Probe::new(AdamState::new(k, range.len(), 3, None, 1), range.clone());
         let mut layouts = BatchLayouts::new(cols, rows);
-        layouts.fill(&x16, &batch);
+        layouts.fill(x16, &batch);
         for backend in [Backend::Portable, Backend::detect()] {
             let loss = probe.gradient(backend, &layouts, targets);
             // The f32 reference on the gathered rows of the same columns.
