@@ -534,33 +534,49 @@ pub(crate) fn train_adam_bank(
         .map(|r| AdamState::new(p.outputs, r.len(), seed, None, 1))
         .collect();
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
-    let mut epoch_losses = vec![f64::NAN; ranges.len()];
-    with_f32(&p.x, |x| {
-        for _ in 0..s.epochs {
-            order.start_epoch();
-            let mut totals = vec![0.0f64; ranges.len()];
-            for start in (0..p.rows).step_by(s.batch_size) {
-                let len = s.batch_size.min(p.rows - start);
-                let (xb, targets) = order.batch(x, p.cols, p.targets, start, len);
-                let losses: Vec<f64> = states
-                    .par_iter_mut()
-                    .zip(ranges)
-                    .map(|(state, range)| state.step(xb.columns(range.clone()), targets, s))
-                    .collect();
-                for (total, loss) in totals.iter_mut().zip(losses) {
-                    *total += loss * len as f64;
-                }
-            }
-            for (loss, total) in epoch_losses.iter_mut().zip(&totals) {
-                *loss = total / p.rows as f64;
-            }
-        }
+    let epoch_losses = with_f32(&p.x, |x| {
+        bank_epochs(p.rows, ranges.len(), s, &mut order, |order, start, len| {
+            let (xb, targets) = order.batch(x, p.cols, p.targets, start, len);
+            states
+                .par_iter_mut()
+                .zip(ranges)
+                .map(|(state, range)| state.step(xb.columns(range.clone()), targets, s))
+                .collect()
+        })
     })?;
     states
         .into_iter()
         .zip(epoch_losses)
         .map(|(state, loss)| finish(state.w, state.bias, s, loss))
         .collect()
+}
+
+/// The epochs of a probe bank: each epoch draws its order, and
+/// `step_all(order, start, len)` steps every probe on that batch and
+/// returns their mean losses. Returns each probe's mean loss over the
+/// last epoch.
+pub(crate) fn bank_epochs(
+    rows: usize,
+    probes: usize,
+    s: &ProbeSettings,
+    order: &mut BatchOrder,
+    mut step_all: impl FnMut(&mut BatchOrder, usize, usize) -> Vec<f64>,
+) -> Vec<f64> {
+    let mut epoch_losses = vec![f64::NAN; probes];
+    for _ in 0..s.epochs {
+        order.start_epoch();
+        let mut totals = vec![0.0f64; probes];
+        for start in (0..rows).step_by(s.batch_size) {
+            let len = s.batch_size.min(rows - start);
+            for (total, loss) in totals.iter_mut().zip(step_all(order, start, len)) {
+                *total += loss * len as f64;
+            }
+        }
+        for (loss, total) in epoch_losses.iter_mut().zip(&totals) {
+            *loss = total / rows as f64;
+        }
+    }
+    epoch_losses
 }
 
 /// The paper's recipe over training rows read a block at a time

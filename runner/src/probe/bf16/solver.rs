@@ -13,7 +13,7 @@ use super::super::error::ProbeError;
 use super::super::model::Fitted;
 use super::super::objective::{column_sums, Targets};
 use super::super::settings::ProbeSettings;
-use super::super::solver_adam::{finish, AdamState, BatchOrder};
+use super::super::solver_adam::{bank_epochs, finish, AdamState, BatchOrder};
 use super::kernel::{lhs_index, matmul_bf16, Backend, Operand, TILE_DEPTH, TILE_ROWS};
 use super::layout::{f32_to_bf16, round_row_into_tiles, round_up, rounded_matrix, BatchLayouts};
 
@@ -162,29 +162,16 @@ pub(crate) fn train_adam_bank_bf16(
         .collect();
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
     let mut layouts = BatchLayouts::new(p.cols, s.batch_size.min(p.rows.max(1)));
-    let mut epoch_losses = vec![f64::NAN; ranges.len()];
-    with_f32(&p.x, |x| {
+    let epoch_losses = with_f32(&p.x, |x| {
         let rounded = rounded_matrix(x);
-        let x = rounded.as_slice();
-        for _ in 0..s.epochs {
-            order.start_epoch();
-            let mut totals = vec![0.0f64; ranges.len()];
-            for start in (0..p.rows).step_by(s.batch_size) {
-                let len = s.batch_size.min(p.rows - start);
-                layouts.fill(x, order.indices(start, len));
-                let targets = order.targets(p.targets, start, len);
-                let losses: Vec<f64> = probes
-                    .par_iter_mut()
-                    .map(|probe| probe.step(backend, &layouts, targets, s))
-                    .collect();
-                for (total, loss) in totals.iter_mut().zip(losses) {
-                    *total += loss * len as f64;
-                }
-            }
-            for (loss, total) in epoch_losses.iter_mut().zip(&totals) {
-                *loss = total / p.rows as f64;
-            }
-        }
+        bank_epochs(p.rows, ranges.len(), s, &mut order, |order, start, len| {
+            layouts.fill(&rounded, order.indices(start, len));
+            let targets = order.targets(p.targets, start, len);
+            probes
+                .par_iter_mut()
+                .map(|probe| probe.step(backend, &layouts, targets, s))
+                .collect()
+        })
     })?;
     probes
         .into_iter()
