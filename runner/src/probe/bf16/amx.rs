@@ -21,9 +21,15 @@ const SYS_ARCH_PRCTL: i64 = 158;
 /// Whether this process may run AMX bf16 instructions: the CPU has them
 /// (CPUID leaf 7: AMX-TILE and AMX-BF16) and Linux granted the tile state
 /// (without the grant the first tile instruction raises SIGILL). Asked once.
+///
+/// `SIEVE_NO_AMX=1` in the environment turns the tiles off, to run the
+/// portable product on an AMX machine (what a CPU without AMX computes).
 pub(crate) fn available() -> bool {
     static READY: OnceLock<bool> = OnceLock::new();
-    *READY.get_or_init(|| cpu_has_amx_bf16() && linux_grants_tile_data())
+    *READY.get_or_init(|| {
+        let turned_off = std::env::var_os("SIEVE_NO_AMX").is_some_and(|v| v == "1");
+        !turned_off && cpu_has_amx_bf16() && linux_grants_tile_data()
+    })
 }
 
 fn cpu_has_amx_bf16() -> bool {

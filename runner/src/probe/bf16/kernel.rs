@@ -85,7 +85,7 @@ impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Amx => "amx tiles",
-            Backend::Portable => "f32 gemm of bf16 values (no AMX)",
+            Backend::Portable => "f32 gemm of bf16 values, no AMX",
         }
     }
 }
@@ -245,7 +245,8 @@ mod tests {
         // elsewhere the portable product, never a crash.
         let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_says_amx = flags.contains("amx_bf16") && flags.contains("amx_tile");
-        let expected = if cpu_says_amx && cfg!(target_os = "linux") {
+        let turned_off = std::env::var_os("SIEVE_NO_AMX").is_some_and(|v| v == "1");
+        let expected = if cpu_says_amx && cfg!(target_os = "linux") && !turned_off {
             Backend::Amx
         } else {
             Backend::Portable

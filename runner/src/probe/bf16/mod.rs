@@ -2,7 +2,9 @@
 //! Intel AMX the tile units multiply bf16 matrices several times faster
 //! than AVX-512 multiplies f32 ones, and the paper's probes are nearly all
 //! products. Inputs are rounded to bf16 (8 significant bits), sums stay
-//! f32, and the weights and Adam state stay f32.
+//! f32, and the weights and Adam state stay f32. Without AMX (or with
+//! `SIEVE_NO_AMX=1`) the same bf16 values are multiplied in f32: slower
+//! than `precision: f32`, and the run warns.
 //!
 //! - `amx`: detection, the OS grant and the tile kernel (inline assembly);
 //! - `kernel`: the product API, with an f32 fallback for other CPUs;

@@ -134,6 +134,20 @@ impl Bf16Probe {
     }
 }
 
+/// bf16 without AMX is slower than f32 (the products widen their operands
+/// first); said once per process so a user who asked for speed knows.
+fn warn_once_without_tiles(backend: Backend) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if backend == Backend::Portable {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "probe precision bf16: this CPU (or SIEVE_NO_AMX=1) gives no AMX tiles, so the \
+                 products run as f32 on bf16 values, slower than `precision: f32`"
+            )
+        });
+    }
+}
+
 /// Trains one probe per column range of `p.x` with bf16 products over the
 /// same mini-batches, as `solver_adam::train_adam_bank` does in f32: each
 /// batch is laid out once and the probes step on their columns in
@@ -153,6 +167,7 @@ pub(crate) fn train_adam_bank_bf16(
         )));
     }
     let backend = Backend::detect();
+    warn_once_without_tiles(backend);
     let mut probes: Vec<Bf16Probe> = ranges
         .iter()
         .map(|r| {
