@@ -167,3 +167,27 @@ fn layer_selector_options_have_defaults_and_bad_values_name_the_field() {
         assert!(message.contains("line 12"), "{bad}: {message}");
     }
 }
+
+#[test]
+fn probe_precision_parses_and_bad_values_name_the_field() {
+    let bf16 = format!("{VALID}probe: {{precision: bf16}}\n");
+    let spec = parse_spec_text(&bf16).unwrap();
+    assert_eq!(spec.probe.precision, crate::probe::Precision::Bf16);
+    assert_eq!(
+        parse_spec_text(VALID).unwrap().probe.precision,
+        crate::probe::Precision::F32
+    );
+    // An unknown value: serde names it, the choices and the line.
+    let error = parse_spec_text(&format!("{VALID}probe: {{precision: fp16}}\n")).unwrap_err();
+    assert!(
+        error.contains("fp16") && error.contains("bf16") && error.contains("line 11"),
+        "{error}"
+    );
+    // A combination the probe cannot run is refused at parse time.
+    let fista = format!("{VALID}probe: {{precision: bf16, solver: fista}}\n");
+    let error = parse_spec_text(&fista).unwrap_err();
+    assert!(
+        error.contains("section `probe`") && error.contains("precision bf16"),
+        "{error}"
+    );
+}

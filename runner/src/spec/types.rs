@@ -246,6 +246,11 @@ impl ExperimentSpec {
         if self.threads == Some(0) {
             return Err("field `threads`: must be at least 1 (or left out for all cores)".into());
         }
+        // The probe's own checks, before any extraction rather than at the
+        // first probe (which can come after hours of extraction).
+        self.probe
+            .validate()
+            .map_err(|e| format!("section `probe`: {e}"))?;
         if self.model.batch_size == 0 {
             return Err("field `model.batch_size`: must be at least 1".into());
         }

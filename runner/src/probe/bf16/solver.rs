@@ -166,6 +166,11 @@ pub(crate) fn train_adam_bank_bf16(
             "bf16 probe bank: column range {bad:?} does not start at a multiple of {TILE_DEPTH}"
         )));
     }
+    if init.is_some() && ranges.len() != 1 {
+        return Err(ProbeError::InvalidSettings(
+            "a warm start gives the weights of one probe, not of a bank".into(),
+        ));
+    }
     let backend = Backend::detect();
     warn_once_without_tiles(backend);
     let mut probes: Vec<Bf16Probe> = ranges
