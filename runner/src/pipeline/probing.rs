@@ -4,8 +4,10 @@ use anyhow::Result;
 
 use std::ops::Range;
 
+use rayon::prelude::*;
+
 use crate::probe::{
-    accuracy, majority_baseline, pearson, train_probe, train_probe_bank, train_probe_streamed,
+    accuracy, majority_baseline, pearson, train_probe, train_probe_streamed, BankInput, Precision,
     ProbeSettings, RowBlocks, Task, TrainedProbe,
 };
 pub use crate::store::Columns;
@@ -141,40 +143,64 @@ impl<'a> ProbeBench<'a> {
 
     /// Trains one probe per range of positions in `base` (the probe of
     /// `r` sees `base.sub(r)`) and scores each on dev and test: what
-    /// [`ProbeBench::score`] gives for each, trained together over one pass
-    /// of shared mini-batches when `base` fits in memory
-    /// (`train_probe_bank`: same probes, less copying, parallel over probes).
+    /// [`ProbeBench::score`] gives for each, trained together as one bank
+    /// (see [`ColumnBank`]) when there are several.
     pub fn score_many(
         &self,
         base: &Columns,
         ranges: &[Range<usize>],
     ) -> Result<Vec<(Score, TrainedProbe)>> {
-        let end = ranges.iter().map(|r| r.end).max().unwrap_or(0);
-        let span = base.sub(0..end);
-        if ranges.len() < 2 || !self.fits_in_memory(self.train, &span) {
+        if ranges.len() < 2 {
             return ranges
                 .iter()
                 .map(|r| self.score(&base.sub(r.clone())))
                 .collect();
         }
-        let x = self.train.gather(&span)?;
-        let probes = train_probe_bank(
+        let end = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+        self.with_bank(&base.sub(0..end), |bank| bank.score(ranges))
+    }
+
+    /// Calls `f` with a [`ColumnBank`] over `base`: its columns of every
+    /// split gathered once (and the training matrix prepared once) when
+    /// they fit in memory.
+    pub fn with_bank<R>(
+        &self,
+        base: &Columns,
+        f: impl FnOnce(&ColumnBank<'_>) -> Result<R>,
+    ) -> Result<R> {
+        if !self.fits_in_memory(self.train, base) {
+            return f(&ColumnBank {
+                bench: self,
+                base,
+                gathered: None,
+            });
+        }
+        let x = self.train.gather(base)?;
+        let input = BankInput::new(
             &x,
-            self.train.rows,
-            end,
+            (self.train.rows, base.len()),
             self.labels[0],
             self.train.targets.values(),
             self.task,
             self.settings,
             self.seed,
-            ranges,
         )?;
-        drop(x);
-        probes
-            .into_iter()
-            .zip(ranges)
-            .map(|(probe, r)| self.scored(probe, &base.sub(r.clone())))
-            .collect()
+        let held = |split: &StoredSplit| -> Result<Option<Vec<f32>>> {
+            match self.fits_in_memory(split, base) {
+                true => Ok(Some(split.gather(base)?)),
+                false => Ok(None),
+            }
+        };
+        let gathered = Gathered {
+            input,
+            dev: held(self.dev)?,
+            test: held(self.test)?,
+        };
+        f(&ColumnBank {
+            bench: self,
+            base,
+            gathered: Some(gathered),
+        })
     }
 
     /// `probe` (trained on `columns`) with its dev and test scores.
@@ -198,21 +224,14 @@ impl<'a> ProbeBench<'a> {
         } else {
             self.block_rows(columns.len())
         };
-        let mut classes = Vec::new();
-        let mut values = Vec::new();
+        let mut predictions = Predictions::default();
         for start in (0..split.rows).step_by(block) {
             let rows = start..(start + block).min(split.rows);
             let len = rows.len();
             let x = split.gather_rows(columns, rows)?;
-            match self.task {
-                Task::Classification { .. } => classes.extend(probe.predict_classes(&x, len)),
-                Task::Regression => values.extend(probe.predict_values(&x, len)),
-            }
+            predictions.add(self.task, probe, &x, len);
         }
-        Ok(match self.task {
-            Task::Classification { .. } => accuracy(&classes, labels),
-            Task::Regression => pearson(&values, split.targets.values()),
-        })
+        Ok(predictions.metric(self.task, labels, split))
     }
 
     /// Always predicting train's most frequent class (classification only).
@@ -224,5 +243,98 @@ impl<'a> ProbeBench<'a> {
             }),
             Task::Regression => None,
         }
+    }
+}
+
+/// A probe's predictions on a split, and their score.
+#[derive(Default)]
+struct Predictions {
+    classes: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl Predictions {
+    /// Predictions for the `rows` rows of `x` (the probe's columns).
+    fn add(&mut self, task: Task, probe: &TrainedProbe, x: &[f32], rows: usize) {
+        match task {
+            Task::Classification { .. } => self.classes.extend(probe.predict_classes(x, rows)),
+            Task::Regression => self.values.extend(probe.predict_values(x, rows)),
+        }
+    }
+
+    /// Accuracy (classification) or Pearson r (regression).
+    fn metric(&self, task: Task, labels: &[u32], split: &StoredSplit) -> f64 {
+        match task {
+            Task::Classification { .. } => accuracy(&self.classes, labels),
+            Task::Regression => pearson(&self.values, split.targets.values()),
+        }
+    }
+}
+
+/// Probes over column ranges of one set of columns (`base`), each trained
+/// and scored as [`ProbeBench::score`] would on `base.sub(range)`: the
+/// columns of every split are gathered once, the training matrix is
+/// checked, standardised (and rounded for bf16) once, and every call to
+/// [`ColumnBank::score`] trains its ranges as one bank. The top-N search
+/// trains all its groups of candidates, prefixes of the ranked columns,
+/// from one.
+pub struct ColumnBank<'b> {
+    bench: &'b ProbeBench<'b>,
+    base: &'b Columns,
+    /// `None` when the columns do not fit in memory: each probe is then
+    /// trained and scored alone, streaming.
+    gathered: Option<Gathered<'b>>,
+}
+
+struct Gathered<'x> {
+    input: BankInput<'x>,
+    dev: Option<Vec<f32>>,
+    test: Option<Vec<f32>>,
+}
+
+impl ColumnBank<'_> {
+    /// The probes of `ranges` (positions in `base`) with their scores.
+    pub fn score(&self, ranges: &[Range<usize>]) -> Result<Vec<(Score, TrainedProbe)>> {
+        let bench = self.bench;
+        let alone = |r: &Range<usize>| bench.score(&self.base.sub(r.clone()));
+        let Some(gathered) = &self.gathered else {
+            return ranges.iter().map(alone).collect();
+        };
+        // One f32 probe trains faster alone: its products use every thread.
+        if ranges.len() == 1 && bench.settings.precision == Precision::F32 {
+            return ranges.iter().map(alone).collect();
+        }
+        let probes = gathered.input.train(ranges)?;
+        probes
+            .into_par_iter()
+            .zip(ranges.par_iter())
+            .map(|(probe, r)| {
+                let dev = self.evaluate(&probe, gathered.dev.as_deref(), bench.dev, 1, r)?;
+                let test = self.evaluate(&probe, gathered.test.as_deref(), bench.test, 2, r)?;
+                Ok((Score { dev, test }, probe))
+            })
+            .collect()
+    }
+
+    /// The score on split `which` (1 dev, 2 test) of a probe of `range`,
+    /// from the gathered columns when they were held.
+    fn evaluate(
+        &self,
+        probe: &TrainedProbe,
+        held: Option<&[f32]>,
+        split: &StoredSplit,
+        which: usize,
+        range: &Range<usize>,
+    ) -> Result<f64> {
+        let labels = self.bench.labels[which];
+        let Some(all) = held else {
+            return self
+                .bench
+                .evaluate(probe, split, labels, &self.base.sub(range.clone()));
+        };
+        let x = Columns::Range(range.clone()).gather(all, self.base.len());
+        let mut predictions = Predictions::default();
+        predictions.add(self.bench.task, probe, &x, split.rows);
+        Ok(predictions.metric(self.bench.task, labels, split))
     }
 }

@@ -473,30 +473,38 @@ impl SelectionRun<'_> {
         let total = self.states * self.hidden;
         let target = reference.dev * (1.0 - spec.delta / 100.0);
         let mut candidates = Vec::new();
-        let mut chosen: Option<(Candidate, TrainedProbe)> = None;
         let sizes = candidate_sizes(spec, total, ranked.len());
-        let ranked_columns = Columns::List(ranked.to_vec());
         let threads = rayon::current_num_threads().max(1);
-        'search: for sizes in search_groups(&sizes, threads) {
-            let ranges: Vec<_> = sizes.iter().map(|&n| 0..n).collect();
-            let scored = self.bench.score_many(&ranked_columns, &ranges)?;
-            for (&n, (score, probe)) in sizes.iter().zip(scored) {
-                let candidate = Candidate {
-                    n,
-                    dev: score.dev,
-                    test: score.test,
-                };
-                info!(
-                    "top-{n}: dev {:.4} test {:.4} (target > {target:.4})",
-                    score.dev, score.test
-                );
-                candidates.push(candidate);
-                if score.dev > target || spec.target.is_some() {
-                    chosen = Some((candidate, probe));
-                    break 'search;
-                }
-            }
-        }
+        let widest = sizes.last().copied().unwrap_or(0);
+        // Every candidate is a prefix of the ranking: the columns are
+        // gathered and prepared once for the whole search.
+        let chosen = match widest {
+            0 => None,
+            _ => self.bench.with_bank(
+                &Columns::List(ranked[..widest].to_vec()),
+                |bank| -> Result<Option<(Candidate, TrainedProbe)>> {
+                    for sizes in search_groups(&sizes, threads) {
+                        let ranges: Vec<_> = sizes.iter().map(|&n| 0..n).collect();
+                        for (&n, (score, probe)) in sizes.iter().zip(bank.score(&ranges)?) {
+                            let candidate = Candidate {
+                                n,
+                                dev: score.dev,
+                                test: score.test,
+                            };
+                            info!(
+                                "top-{n}: dev {:.4} test {:.4} (target > {target:.4})",
+                                score.dev, score.test
+                            );
+                            candidates.push(candidate);
+                            if score.dev > target || spec.target.is_some() {
+                                return Ok(Some((candidate, probe)));
+                            }
+                        }
+                    }
+                    Ok(None)
+                },
+            )?,
+        };
         // No candidate within the threshold: keep every ranked neuron.
         let (chosen, probe) = match chosen {
             Some(found) => found,

@@ -22,6 +22,7 @@ pub(crate) struct Problem<'a> {
 }
 
 /// The raw arguments of `train_probe`, bundled to keep signatures short.
+#[derive(Clone)]
 pub(crate) struct RawInput<'a> {
     pub x: &'a [f32],
     pub rows: usize,

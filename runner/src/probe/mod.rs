@@ -12,6 +12,7 @@
 //! Inputs are row-major `[rows, cols]` f32 slices; matmuls run on candle
 //! CPU tensors.
 
+mod bank;
 mod bf16;
 mod data;
 mod error;
@@ -30,6 +31,7 @@ mod streamed;
 #[cfg(test)]
 mod tests;
 
+pub use bank::BankInput;
 pub use error::ProbeError;
 pub use metrics::{
     accuracy, macro_f1, majority_baseline, majority_class, matthews, pearson, spearman,
@@ -96,7 +98,9 @@ pub fn train_probe_warm(
         Solver::Adam if settings.precision == Precision::Bf16 => {
             let all_columns = 0..cols;
             let all = std::slice::from_ref(&all_columns);
-            let mut fitted = bf16::train_adam_bank_bf16(&problem, all, settings, seed, init)?;
+            let rounded = data::with_f32(&problem.x, bf16::rounded_matrix)?;
+            let mut fitted =
+                bf16::train_adam_bank_bf16(&problem, &rounded, all, settings, seed, init)?;
             fitted.remove(0)
         }
         Solver::Adam => solver_adam::train_adam(&problem, settings, seed, init)?,
@@ -114,8 +118,8 @@ pub fn train_probe_warm(
 /// Trains one probe per column range of `x` ([rows, cols] row-major), as
 /// [`train_probe`] would on each range's columns with the same seed; the
 /// paper's Adam recipe on the CPU trains them together over one pass of
-/// shared mini-batches (see `solver_adam::train_adam_bank`), other settings
-/// train them one after the other.
+/// shared mini-batches (see [`BankInput`]), other settings train them one
+/// after the other.
 #[allow(clippy::too_many_arguments)] // the public API mirrors the spec's fields
 pub fn train_probe_bank(
     x: &[f32],
@@ -128,93 +132,7 @@ pub fn train_probe_bank(
     seed: u64,
     ranges: &[Range<usize>],
 ) -> Result<Vec<TrainedProbe>, ProbeError> {
-    settings.validate()?;
-    if let Some(bad) = ranges.iter().find(|r| r.is_empty() || r.end > cols) {
-        return Err(ProbeError::InvalidSettings(format!(
-            "probe bank: column range {bad:?} is empty or outside the {cols} columns"
-        )));
-    }
-    if settings.solver != Solver::Adam || settings.device != "cpu" {
-        return ranges
-            .iter()
-            .map(|r| {
-                let sub = data::column_range(x, cols, r.clone());
-                train_probe(&sub, rows, r.len(), labels, targets, task, settings, seed)
-            })
-            .collect();
-    }
-    if settings.precision == Precision::Bf16 && ranges.iter().any(|r| !bf16_aligned(r)) {
-        return train_bf16_bank_unaligned(
-            x,
-            (rows, cols),
-            labels,
-            targets,
-            task,
-            settings,
-            seed,
-            ranges,
-        );
-    }
-    let problem =
-        RawInput::new(x, (rows, cols), labels, targets, task).into_problem(settings.standardize)?;
-    let fitted = match settings.precision {
-        Precision::Bf16 => bf16::train_adam_bank_bf16(&problem, ranges, settings, seed, None)?,
-        Precision::F32 => solver_adam::train_adam_bank(&problem, ranges, settings, seed)?,
-    };
-    Ok(fitted
-        .into_iter()
-        .zip(ranges)
-        .map(|(f, r)| {
-            let standardization = problem
-                .standardization
-                .as_ref()
-                .map(|(mean, std)| (mean[r.clone()].to_vec(), std[r.clone()].to_vec()));
-            fitted_probe(f, problem.outputs, r.len(), standardization, "")
-        })
-        .collect())
-}
-
-/// Whether a bf16 bank can read `range` in place: its layouts hold the
-/// columns in steps of 32 (layer ranges of 384- or 768-wide models are).
-fn bf16_aligned(range: &Range<usize>) -> bool {
-    range.start.is_multiple_of(bf16::TILE_DEPTH)
-}
-
-/// A bf16 bank with some ranges not on a 32-column step (a model with 312
-/// hidden units, say): the aligned ones train as a bank, each other one on
-/// its own copy of its columns.
-#[allow(clippy::too_many_arguments)] // train_probe_bank's arguments
-fn train_bf16_bank_unaligned(
-    x: &[f32],
-    (rows, cols): (usize, usize),
-    labels: &[u32],
-    targets: &[f32],
-    task: Task,
-    settings: &ProbeSettings,
-    seed: u64,
-    ranges: &[Range<usize>],
-) -> Result<Vec<TrainedProbe>, ProbeError> {
-    let aligned: Vec<Range<usize>> = ranges.iter().filter(|r| bf16_aligned(r)).cloned().collect();
-    let mut banked = if aligned.is_empty() {
-        Vec::new()
-    } else {
-        train_probe_bank(
-            x, rows, cols, labels, targets, task, settings, seed, &aligned,
-        )?
-    }
-    .into_iter();
-    ranges
-        .iter()
-        .map(|r| match bf16_aligned(r) {
-            true => banked.next().ok_or_else(|| {
-                ProbeError::InvalidSettings("probe bank returned too few probes".into())
-            }),
-            false => {
-                let sub = data::column_range(x, cols, r.clone());
-                train_probe(&sub, rows, r.len(), labels, targets, task, settings, seed)
-            }
-        })
-        .collect()
+    BankInput::new(x, (rows, cols), labels, targets, task, settings, seed)?.train(ranges)
 }
 
 /// The trained probe of a solver's result; the note says which solver

@@ -284,13 +284,14 @@ impl BatchOrder {
         }
     }
 
-    /// Rows `start..start + len` of the epoch order of `x` ([rows, cols]):
-    /// a view in file order, a gathered copy (a plain row copy, several
-    /// times faster than candle's `index_select`) when shuffling.
+    /// The first `width` columns of rows `start..start + len` of the epoch
+    /// order of `x` ([rows, cols]): a view in file order, a gathered copy
+    /// (a plain row copy, several times faster than candle's
+    /// `index_select`) when shuffling.
     fn batch<'s>(
         &'s mut self,
         x: &'s [f32],
-        cols: usize,
+        (cols, width): (usize, usize),
         all_targets: Targets<'s>,
         start: usize,
         len: usize,
@@ -298,7 +299,7 @@ impl BatchOrder {
         if self.rng.is_none() {
             let view = &x[start * cols..(start + len) * cols];
             return (
-                MatRef::row_major(view, len, cols),
+                MatRef::row_major(view, len, cols).columns(0..width),
                 all_targets.slice(start, len),
             );
         }
@@ -306,10 +307,10 @@ impl BatchOrder {
         self.rows.clear();
         for &r in rows {
             let first = r as usize * cols;
-            self.rows.extend_from_slice(&x[first..first + cols]);
+            self.rows.extend_from_slice(&x[first..first + width]);
         }
         let targets = gather_targets(rows, all_targets, &mut self.labels, &mut self.values);
-        (MatRef::row_major(&self.rows, len, cols), targets)
+        (MatRef::row_major(&self.rows, len, width), targets)
     }
 
     /// The rows of batch `start..start + len` in this epoch's order.
@@ -472,7 +473,7 @@ impl AdamState {
         let mut total = 0.0f64;
         for start in (0..rows).step_by(s.batch_size) {
             let len = s.batch_size.min(rows - start);
-            let (xb, batch_targets) = order.batch(x, cols, targets, start, len);
+            let (xb, batch_targets) = order.batch(x, (cols, cols), targets, start, len);
             total += self.step(xb, batch_targets, s) * len as f64;
         }
         total
@@ -534,9 +535,12 @@ pub(crate) fn train_adam_bank(
         .map(|r| AdamState::new(p.outputs, r.len(), seed, None, 1))
         .collect();
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
+    // Only the columns some probe reads are gathered (a search group reads
+    // a prefix of its matrix).
+    let width = ranges.iter().map(|r| r.end).max().unwrap_or(0);
     let epoch_losses = with_f32(&p.x, |x| {
         bank_epochs(p.rows, ranges.len(), s, &mut order, |order, start, len| {
-            let (xb, targets) = order.batch(x, p.cols, p.targets, start, len);
+            let (xb, targets) = order.batch(x, (p.cols, width), p.targets, start, len);
             states
                 .par_iter_mut()
                 .zip(ranges)

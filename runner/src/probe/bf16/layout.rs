@@ -135,9 +135,11 @@ impl BatchLayouts {
         }
     }
 
-    /// Lays out rows `batch` of `x` (bf16, row-major [_, cols]): the two
-    /// layouts on two threads for wide batches, each reading the rows once.
-    pub fn fill(&mut self, x: &[u16], batch: &[u32]) {
+    /// Lays out the first columns (as many as the layouts were made for)
+    /// of rows `batch` of `x` (bf16, row-major, rows `stride` apart): the
+    /// two layouts on two threads for wide batches, each reading the rows
+    /// once.
+    pub fn fill(&mut self, x: &[u16], stride: usize, batch: &[u32]) {
         let capacity = self.by_row_pairs.len() / (self.column_tiles * TILE) * TILE_DEPTH;
         assert!(
             batch.len() <= capacity,
@@ -147,7 +149,7 @@ impl BatchLayouts {
         let cols = self.cols;
         let rows: Vec<&[u16]> = batch
             .iter()
-            .map(|&i| &x[i as usize * cols..(i as usize + 1) * cols])
+            .map(|&i| &x[i as usize * stride..i as usize * stride + cols])
             .collect();
         let tiles_per_step = self.rows16() / TILE_ROWS;
         let (column_tiles, column_steps) = (self.column_tiles, self.column_steps);
@@ -383,6 +385,24 @@ mod tests {
     }
 
     #[test]
+    fn layouts_of_the_first_columns_read_rows_of_a_wider_matrix() {
+        let (rows, cols, width) = (20, 100, 45);
+        let x: Vec<u16> = (0..rows * cols).map(|v| v as u16 + 1).collect();
+        let narrow: Vec<u16> = x
+            .chunks_exact(cols)
+            .flat_map(|row| &row[..width])
+            .copied()
+            .collect();
+        let batch: Vec<u32> = vec![3, 17, 0, 9, 11, 19, 4];
+        let mut from_wide = BatchLayouts::new(width, 16);
+        from_wide.fill(&x, cols, &batch);
+        let mut from_narrow = BatchLayouts::new(width, 16);
+        from_narrow.fill(&narrow, width, &batch);
+        assert_eq!(from_wide.by_column_pairs, from_narrow.by_column_pairs);
+        assert_eq!(from_wide.by_row_pairs, from_narrow.by_row_pairs);
+    }
+
+    #[test]
     fn both_layouts_hold_every_value_of_the_batch() {
         let (rows, cols) = (40, 70);
         let x: Vec<u16> = (0..rows * cols).map(|v| v as u16 + 1).collect();
@@ -390,7 +410,7 @@ mod tests {
         // and a partial column step are all exercised.
         let batch: Vec<u32> = vec![5, 0, 39, 12, 7, 33, 20, 1, 2, 18, 30, 11, 4, 25, 9, 16, 22];
         let mut layouts = BatchLayouts::new(cols, 32);
-        layouts.fill(&x, &batch);
+        layouts.fill(&x, cols, &batch);
         let by_columns = layouts.columns_by_pairs(0, round_up(cols, TILE_DEPTH));
         let by_rows = layouts.rows_by_pairs(0, round_up(cols, TILE_ROWS));
         for (r, &i) in batch.iter().enumerate() {

@@ -9,6 +9,7 @@
 //! - `amx`: detection, the OS grant and the tile kernel (inline assembly);
 //! - `kernel`: the product API, with an f32 fallback for other CPUs;
 //! - `layout`: rounding and the padded batch layouts the tiles read;
+//! - `loss`: the softmax and its gradient on the class-major scores;
 //! - `solver`: the Adam bank on top of them.
 
 #[cfg(target_arch = "x86_64")]
@@ -31,7 +32,9 @@ mod amx {
 }
 mod kernel;
 mod layout;
+mod loss;
 mod solver;
 
 pub(crate) use kernel::TILE_DEPTH;
+pub(crate) use layout::rounded_matrix;
 pub(crate) use solver::train_adam_bank_bf16;

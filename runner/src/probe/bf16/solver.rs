@@ -8,14 +8,15 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::super::data::{with_f32, Problem};
+use super::super::data::Problem;
 use super::super::error::ProbeError;
 use super::super::model::Fitted;
-use super::super::objective::{column_sums, Targets};
+use super::super::objective::Targets;
 use super::super::settings::ProbeSettings;
 use super::super::solver_adam::{bank_epochs, finish, AdamState, BatchOrder};
-use super::kernel::{lhs_index, matmul_bf16, Backend, Operand, TILE_DEPTH, TILE_ROWS};
-use super::layout::{f32_to_bf16, round_row_into_tiles, round_up, rounded_matrix, BatchLayouts};
+use super::kernel::{matmul_bf16, Backend, Operand, TILE_DEPTH, TILE_ROWS};
+use super::layout::{round_row_into_tiles, round_up, BatchLayouts};
+use super::loss::{loss_grad, round_gradient_into_tiles, RowScratch};
 
 /// One probe of the bank: its f32 Adam state and its bf16 buffers.
 struct Bf16Probe {
@@ -27,10 +28,10 @@ struct Bf16Probe {
     weights: Vec<u16>,
     /// The probe's columns rounded up to the products' inner step.
     depth: usize,
-    /// Scores transposed, [outputs16, rows16].
+    /// Scores transposed, [outputs16, rows16], then their gradient.
     scores_t: Vec<f32>,
-    /// Scores, then their gradient, [rows, k].
-    z: Vec<f32>,
+    /// Per-row buffers of the softmax.
+    rows_scratch: RowScratch,
     /// The score gradient transposed in bf16, [outputs16, rows32].
     dz_t: Vec<u16>,
     /// dL/dW, [outputs16, d rounded up to 16].
@@ -48,7 +49,7 @@ impl Bf16Probe {
             adam,
             range,
             scores_t: Vec::new(),
-            z: Vec::new(),
+            rows_scratch: RowScratch::default(),
             dz_t: Vec::new(),
             gw: Vec::new(),
         };
@@ -94,33 +95,19 @@ impl Bf16Probe {
         let rows_t = batch.columns_by_pairs(start, self.depth);
         self.scores_t.resize(self.outputs16 * n16, 0.0);
         matmul_bf16(backend, weights, rows_t, &mut self.scores_t, n16);
-        self.z.resize(n * k, 0.0);
-        for (c, (scores, b)) in self
-            .scores_t
-            .chunks_exact(n16)
-            .zip(&self.adam.bias)
-            .enumerate()
-        {
-            for (r, &v) in scores[..n].iter().enumerate() {
-                self.z[r * k + c] = v + b;
-            }
-        }
-        let loss = targets.loss_grad_in_place(&mut self.z, k);
-        column_sums(&self.z, k, &mut self.adam.gb);
+        let loss = loss_grad(
+            &mut self.scores_t,
+            (n16, n),
+            &self.adam.bias,
+            targets,
+            &mut self.adam.gb,
+            &mut self.rows_scratch,
+        );
         // dW [outputs16, d16] = dZ^T [outputs16, n32] x [n32, d16]
         let n32 = batch.rows32();
         self.dz_t.clear();
         self.dz_t.resize(self.outputs16 * n32, 0);
-        // Row c of dZ^T is column c of dZ, written 32 rows (a tile row) at a time.
-        for c in 0..k {
-            for (step, rows) in self.z.chunks(TILE_DEPTH * k).enumerate() {
-                let at = lhs_index(n32, c, step * TILE_DEPTH);
-                let line = &mut self.dz_t[at..at + rows.len() / k];
-                for (v, row) in line.iter_mut().zip(rows.chunks_exact(k)) {
-                    *v = f32_to_bf16(row[c]);
-                }
-            }
-        }
+        round_gradient_into_tiles(&self.scores_t, (n16, n, k), &mut self.dz_t, n32);
         let d16 = round_up(self.range.len(), TILE_ROWS);
         let dz_t = Operand {
             data: &self.dz_t,
@@ -154,6 +141,7 @@ fn warn_once_without_tiles(backend: Backend) {
 /// parallel. `init` (one range only) replaces torch's init.
 pub(crate) fn train_adam_bank_bf16(
     p: &Problem<'_>,
+    rounded: &[u16],
     ranges: &[Range<usize>],
     s: &ProbeSettings,
     seed: u64,
@@ -181,18 +169,18 @@ pub(crate) fn train_adam_bank_bf16(
         })
         .collect();
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
-    let mut layouts = BatchLayouts::new(p.cols, s.batch_size.min(p.rows.max(1)));
-    let epoch_losses = with_f32(&p.x, |x| {
-        let rounded = rounded_matrix(x);
-        bank_epochs(p.rows, ranges.len(), s, &mut order, |order, start, len| {
-            layouts.fill(&rounded, order.indices(start, len));
-            let targets = order.targets(p.targets, start, len);
-            probes
-                .par_iter_mut()
-                .map(|probe| probe.step(backend, &layouts, targets, s))
-                .collect()
-        })
-    })?;
+    // Only the columns some probe reads are laid out (a search group reads
+    // a prefix of its matrix).
+    let width = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+    let mut layouts = BatchLayouts::new(width, s.batch_size.min(p.rows.max(1)));
+    let epoch_losses = bank_epochs(p.rows, ranges.len(), s, &mut order, |order, start, len| {
+        layouts.fill(rounded, p.cols, order.indices(start, len));
+        let targets = order.targets(p.targets, start, len);
+        probes
+            .par_iter_mut()
+            .map(|probe| probe.step(backend, &layouts, targets, s))
+            .collect()
+    });
     probes
         .into_iter()
         .zip(epoch_losses)
@@ -210,7 +198,7 @@ pub(crate) fn train_adam_bank_bf16(
 mod tests {
     use super::super::super::gemm::MatRef;
     use super::super::super::solver_adam::{batch_gradient, BatchScratch};
-    use super::super::layout::bf16_to_f32;
+    use super::super::layout::{bf16_to_f32, rounded_matrix};
     use super::*;
 
     /// One batch's gradient with bf16 products is the f32 gradient of the
@@ -232,7 +220,7 @@ mod tests {
         let range = 32..71;
         let mut probe = Bf16Probe::new(AdamState::new(k, range.len(), 3, None, 1), range.clone());
         let mut layouts = BatchLayouts::new(cols, rows);
-        layouts.fill(x16, &batch);
+        layouts.fill(x16, cols, &batch);
         for backend in [Backend::Portable, Backend::detect()] {
             let loss = probe.gradient(backend, &layouts, targets);
             // The f32 reference on the gathered rows of the same columns.

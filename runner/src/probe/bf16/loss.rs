@@ -1,0 +1,291 @@
+//! The loss and its score gradient on class-major scores.
+//!
+//! The tile product gives the scores transposed (`scores^T`, one line per
+//! class, one lane per batch row), so the softmax runs along those lines:
+//! every pass is a loop over contiguous rows that vectorises, with no
+//! transposition to a row-major copy and back. Each row's maximum and sum
+//! still run over the classes in order, and every element goes through the
+//! same operations as in `objective::ce_chunk_grad`, so the gradient is the
+//! same bits as the row-major code's. The gradient is then rounded straight
+//! into the tiled bf16 operand of the weight-gradient product.
+
+use super::super::objective::Targets;
+use super::super::softmax_exp::exp_in_place;
+use super::kernel::{lhs_index, TILE_DEPTH};
+use super::layout::round_into;
+
+/// Per-row buffers reused across steps (maxima, then sums and their
+/// inverses).
+#[derive(Default)]
+pub(super) struct RowScratch {
+    max: Vec<f32>,
+    sum: Vec<f32>,
+}
+
+/// Class-major scores `g` (line `c` = class `c`, `stride` apart, the first
+/// `n` lanes used) plus `bias` become the gradient of the mean loss with
+/// respect to the scores; `gb` gets its sum over rows (the bias gradient).
+/// Returns the mean loss.
+pub(super) fn loss_grad(
+    g: &mut [f32],
+    (stride, n): (usize, usize),
+    bias: &[f32],
+    targets: Targets<'_>,
+    gb: &mut [f32],
+    scratch: &mut RowScratch,
+) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has just been checked to support AVX-512F.
+        return unsafe { loss_grad_avx512(g, (stride, n), bias, targets, gb, scratch) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been checked to support AVX2.
+        return unsafe { loss_grad_avx2(g, (stride, n), bias, targets, gb, scratch) };
+    }
+    loss_grad_plain(g, (stride, n), bias, targets, gb, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn loss_grad_avx512(
+    g: &mut [f32],
+    shape: (usize, usize),
+    bias: &[f32],
+    targets: Targets<'_>,
+    gb: &mut [f32],
+    scratch: &mut RowScratch,
+) -> f64 {
+    loss_grad_plain(g, shape, bias, targets, gb, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn loss_grad_avx2(
+    g: &mut [f32],
+    shape: (usize, usize),
+    bias: &[f32],
+    targets: Targets<'_>,
+    gb: &mut [f32],
+    scratch: &mut RowScratch,
+) -> f64 {
+    loss_grad_plain(g, shape, bias, targets, gb, scratch)
+}
+
+#[inline(always)]
+fn loss_grad_plain(
+    g: &mut [f32],
+    (stride, n): (usize, usize),
+    bias: &[f32],
+    targets: Targets<'_>,
+    gb: &mut [f32],
+    scratch: &mut RowScratch,
+) -> f64 {
+    let k = bias.len();
+    for (line, &b) in g.chunks_exact_mut(stride).zip(bias) {
+        line[..n].iter_mut().for_each(|v| *v += b);
+    }
+    let loss = match targets {
+        Targets::Classes(labels) => cross_entropy_grad(g, (stride, n, k), labels, scratch),
+        // One output: the class-major line is the row-major column.
+        Targets::Values(_) => targets.loss_grad_in_place(&mut g[..n], 1),
+    };
+    line_sums(g, (stride, n), &mut gb[..k]);
+    loss
+}
+
+/// `out[c]` = the sum of line `c`'s first `n` lanes, added in lane order
+/// (as `objective::column_sums` adds the rows), eight lines at a time so
+/// that eight independent chains of additions overlap.
+#[inline(always)]
+fn line_sums(g: &[f32], (stride, n): (usize, usize), out: &mut [f32]) {
+    const LINES: usize = 8;
+    for (block, sums) in out.chunks_mut(LINES).enumerate() {
+        let first = block * LINES * stride;
+        let mut acc = [0.0f32; LINES];
+        for r in 0..n {
+            for (j, a) in acc.iter_mut().enumerate().take(sums.len()) {
+                *a += g[first + j * stride + r];
+            }
+        }
+        sums.copy_from_slice(&acc[..sums.len()]);
+    }
+}
+
+/// Softmax cross-entropy over the `k` class lines; returns the mean row
+/// loss, summed in the order `ce_chunk_grad` uses.
+#[inline(always)]
+fn cross_entropy_grad(
+    g: &mut [f32],
+    (stride, n, k): (usize, usize, usize),
+    labels: &[u32],
+    scratch: &mut RowScratch,
+) -> f64 {
+    let lines = || 0..k;
+    let max = &mut scratch.max;
+    max.clear();
+    max.resize(n, f32::NEG_INFINITY);
+    for c in lines() {
+        let line = &g[c * stride..c * stride + n];
+        max.iter_mut().zip(line).for_each(|(m, &v)| *m = m.max(v));
+    }
+    for c in lines() {
+        let line = &mut g[c * stride..c * stride + n];
+        line.iter_mut().zip(max.iter()).for_each(|(v, &m)| *v -= m);
+    }
+    let mut loss = 0.0f64;
+    for (r, &y) in labels[..n].iter().enumerate() {
+        loss -= g[y as usize * stride + r] as f64;
+    }
+    let sum = &mut scratch.sum;
+    sum.clear();
+    sum.resize(n, 0.0);
+    for c in lines() {
+        let line = &mut g[c * stride..c * stride + n];
+        exp_in_place(line);
+        sum.iter_mut().zip(line.iter()).for_each(|(s, &v)| *s += v);
+    }
+    let scale = 1.0 / n as f32;
+    for s in sum.iter_mut() {
+        loss += (*s as f64).ln();
+        *s = scale / *s;
+    }
+    for c in lines() {
+        let line = &mut g[c * stride..c * stride + n];
+        line.iter_mut()
+            .zip(sum.iter())
+            .for_each(|(v, &inv)| *v *= inv);
+    }
+    for (r, &y) in labels[..n].iter().enumerate() {
+        g[y as usize * stride + r] -= scale;
+    }
+    loss / n as f64
+}
+
+/// Lines `0..k` of the class-major gradient `g` (first `n` lanes of each
+/// `stride`) rounded into the tiled left-hand side `dz_t` of `rows32`
+/// columns; lanes past `n` become zeros (the padded batch rows must add
+/// nothing to the weight gradient).
+pub(super) fn round_gradient_into_tiles(
+    g: &[f32],
+    (stride, n, k): (usize, usize, usize),
+    dz_t: &mut [u16],
+    rows32: usize,
+) {
+    for c in 0..k {
+        let line = &g[c * stride..c * stride + n];
+        for first in (0..rows32).step_by(TILE_DEPTH) {
+            let at = lhs_index(rows32, c, first);
+            let out = &mut dz_t[at..at + TILE_DEPTH];
+            let values = line.get(first..(first + TILE_DEPTH).min(n)).unwrap_or(&[]);
+            round_into(values, &mut out[..values.len()]);
+            out[values.len()..].fill(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::objective::column_sums;
+    use super::super::layout::f32_to_bf16;
+    use super::*;
+
+    /// Row-major scores for `rows` rows and `k` classes, varied enough
+    /// that maxima, sums and labels differ row to row.
+    fn scores(rows: usize, k: usize) -> Vec<f32> {
+        (0..rows * k)
+            .map(|i| ((i * 7919 % 1013) as f32 / 97.0 - 5.0) * if i % 3 == 0 { 1.5 } else { 0.7 })
+            .collect()
+    }
+
+    #[test]
+    fn class_major_gradient_is_the_row_major_one_bit_for_bit() {
+        for (n, stride) in [(128, 128), (75, 80), (9, 16)] {
+            let k = 45;
+            let z = scores(n, k);
+            let bias: Vec<f32> = (0..k).map(|c| c as f32 * 0.01 - 0.2).collect();
+            let labels: Vec<u32> = (0..n).map(|r| (r * 31 % k) as u32).collect();
+            // The row-major reference: scores plus bias, objective's code.
+            let mut want: Vec<f32> = z
+                .chunks_exact(k)
+                .flat_map(|row| row.iter().zip(&bias).map(|(v, b)| v + b))
+                .collect();
+            let targets = Targets::Classes(&labels);
+            let want_loss = targets.loss_grad_in_place(&mut want, k);
+            let mut want_gb = vec![0.0; k];
+            column_sums(&want, k, &mut want_gb);
+            let mut g = vec![0.0f32; k * stride];
+            for (r, row) in z.chunks_exact(k).enumerate() {
+                for (c, &v) in row.iter().enumerate() {
+                    g[c * stride + r] = v;
+                }
+            }
+            let mut gb = vec![0.0; k];
+            let loss = loss_grad(
+                &mut g,
+                (stride, n),
+                &bias,
+                targets,
+                &mut gb,
+                &mut RowScratch::default(),
+            );
+            for r in 0..n {
+                for c in 0..k {
+                    assert_eq!(
+                        g[c * stride + r].to_bits(),
+                        want[r * k + c].to_bits(),
+                        "row {r} class {c} of {n} rows"
+                    );
+                }
+            }
+            assert_eq!(gb, want_gb);
+            assert!(
+                (loss - want_loss).abs() <= 1e-12 * want_loss.abs(),
+                "{loss} {want_loss}"
+            );
+        }
+    }
+
+    #[test]
+    fn regression_lines_are_the_squared_error_gradient() {
+        let n = 20;
+        let mut g: Vec<f32> = (0..32).map(|i| i as f32 * 0.5).collect();
+        let values: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 + 1.0).collect();
+        let mut gb = [0.0];
+        let loss = loss_grad(
+            &mut g,
+            (32, n),
+            &[0.5],
+            Targets::Values(&values),
+            &mut gb,
+            &mut RowScratch::default(),
+        );
+        let mut want_loss = 0.0;
+        for r in 0..n {
+            let e = r as f32 * 0.5 + 0.5 - values[r];
+            want_loss += (e as f64) * (e as f64);
+            assert_eq!(g[r], 2.0 * e * (1.0 / n as f32), "row {r}");
+        }
+        assert!((loss - want_loss / n as f64).abs() < 1e-12);
+        assert_eq!(gb[0], g[..n].iter().sum::<f32>());
+    }
+
+    #[test]
+    fn rounded_gradient_fills_whole_tile_rows_with_zeros_past_the_batch() {
+        let (k, n, stride, rows32) = (3, 40, 48, 64);
+        let g: Vec<f32> = (0..k * stride).map(|i| i as f32 + 0.5).collect();
+        let mut dz_t = vec![u16::MAX; 16 * rows32];
+        round_gradient_into_tiles(&g, (stride, n, k), &mut dz_t, rows32);
+        for c in 0..k {
+            for r in 0..rows32 {
+                let want = if r < n {
+                    f32_to_bf16(g[c * stride + r])
+                } else {
+                    0
+                };
+                assert_eq!(dz_t[lhs_index(rows32, c, r)], want, "class {c} row {r}");
+            }
+        }
+    }
+}
