@@ -4,6 +4,7 @@ mod bench;
 mod bench_slim;
 mod export;
 mod extract;
+mod heap;
 mod logging;
 mod plugins;
 mod predict;
@@ -146,6 +147,7 @@ enum Command {
 
 /// Runs the command line; errors are printed as one readable message.
 pub fn main() -> ExitCode {
+    heap::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { spec, recompute } => {

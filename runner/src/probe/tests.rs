@@ -865,6 +865,34 @@ fn a_bf16_bank_equals_bf16_probes_trained_one_by_one() {
     }
 }
 
+/// One prepared matrix trains several banks (the top-N search's groups):
+/// each probe is still the probe of its range alone, in both precisions
+/// and past the width from which bf16 lays the next batch out ahead.
+#[test]
+fn banks_from_one_prepared_matrix_equal_probes_trained_one_by_one() {
+    let cols = 1100;
+    let (x, y) = blobs(200, cols, 3, 1.0, 21);
+    for s in [adam_fast(), bf16(adam_fast())] {
+        let s = ProbeSettings {
+            epochs: 2,
+            standardize: true,
+            ..s
+        };
+        let input = BankInput::new(&x, (200, cols), &y, &[], classification(3), &s, 9).unwrap();
+        assert_eq!(input.cols(), cols);
+        for ranges in [vec![0..40, 0..96], vec![0..1100, 0..1024, 0..64]] {
+            for (probe, r) in input.train(&ranges).unwrap().iter().zip(&ranges) {
+                let sub = data::column_range(&x, cols, r.clone());
+                let alone = train_cls(&sub, &y, r.len(), 3, &s, 9);
+                let what = format!("range {r:?} precision {:?}", s.precision);
+                assert_eq!(bits(&probe.weights), bits(&alone.weights), "{what}");
+                assert_eq!(bits(&probe.bias), bits(&alone.bias), "{what}");
+                assert_eq!(probe.standardization, alone.standardization, "{what}");
+            }
+        }
+    }
+}
+
 #[test]
 fn bf16_is_refused_where_it_does_not_apply() {
     for s in [

@@ -39,10 +39,11 @@ pub(crate) fn rounded_matrix(x: &[f32]) -> Vec<u16> {
     out
 }
 
-/// Narrower batches are laid out on the calling thread: waking a second
-/// thread every step cost more than the copy (`probe_speed` at 5 and 241
-/// columns spent ~20% of its time switching threads).
-const PARALLEL_FILL_FROM_COLUMNS: usize = 1024;
+/// Narrower batches are laid out on the calling thread, and not ahead of
+/// the step: waking a second thread every step cost more than the copy
+/// (`probe_speed` at 5 and 241 columns spent ~20% of its time switching
+/// threads).
+pub(crate) const WIDE_BATCH_COLUMNS: usize = 1024;
 
 pub(crate) fn round_up(v: usize, to: usize) -> usize {
     v.div_ceil(to) * to
@@ -156,7 +157,7 @@ impl BatchLayouts {
         let (by_rows, by_columns) = (&mut self.by_row_pairs, &mut self.by_column_pairs);
         let mut by_row = || fill_row_pairs(&rows, cols, column_tiles, by_rows);
         let mut by_column = || fill_column_pairs(&rows, column_steps, tiles_per_step, by_columns);
-        if cols >= PARALLEL_FILL_FROM_COLUMNS {
+        if cols >= WIDE_BATCH_COLUMNS {
             rayon::join(by_row, by_column);
         } else {
             by_row();

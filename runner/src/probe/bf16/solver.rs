@@ -15,7 +15,7 @@ use super::super::objective::Targets;
 use super::super::settings::ProbeSettings;
 use super::super::solver_adam::{bank_epochs, finish, AdamState, BatchOrder};
 use super::kernel::{matmul_bf16, Backend, Operand, TILE_DEPTH, TILE_ROWS};
-use super::layout::{round_row_into_tiles, round_up, BatchLayouts};
+use super::layout::{round_row_into_tiles, round_up, BatchLayouts, WIDE_BATCH_COLUMNS};
 use super::loss::{loss_grad, round_gradient_into_tiles, RowScratch};
 
 /// One probe of the bank: its f32 Adam state and its bf16 buffers.
@@ -172,14 +172,34 @@ pub(crate) fn train_adam_bank_bf16(
     // Only the columns some probe reads are laid out (a search group reads
     // a prefix of its matrix).
     let width = ranges.iter().map(|r| r.end).max().unwrap_or(0);
-    let mut layouts = BatchLayouts::new(width, s.batch_size.min(p.rows.max(1)));
+    let mut layouts = AheadLayouts::new(width, s.batch_size.min(p.rows.max(1)));
+    // Waking a thread each step to lay out a narrow batch costs more than
+    // it saves (measured with `probe_speed` at 32-403 columns).
+    let lay_out_ahead = width >= WIDE_BATCH_COLUMNS;
     let epoch_losses = bank_epochs(p.rows, ranges.len(), s, &mut order, |order, start, len| {
-        layouts.fill(rounded, p.cols, order.indices(start, len));
+        let next_start = start + len;
+        let next = match lay_out_ahead {
+            false => Vec::new(),
+            true => order
+                .indices(next_start, s.batch_size.min(p.rows - next_start))
+                .to_vec(),
+        };
+        let (current, spare) = layouts.current(rounded, p.cols, order.indices(start, len), start);
         let targets = order.targets(p.targets, start, len);
-        probes
-            .par_iter_mut()
-            .map(|probe| probe.step(backend, &layouts, targets, s))
-            .collect()
+        let step = |probe: &mut Bf16Probe| probe.step(backend, current, targets, s);
+        // The next batch is laid out on whichever thread has no probe left
+        // (the narrower probes finish first), not before the step.
+        let losses = if next.is_empty() {
+            probes.par_iter_mut().map(step).collect()
+        } else {
+            rayon::join(
+                || spare.fill(rounded, p.cols, &next),
+                || probes.par_iter_mut().map(step).collect(),
+            )
+            .1
+        };
+        layouts.advance((!next.is_empty()).then_some(next_start));
+        losses
     });
     probes
         .into_iter()
@@ -194,12 +214,97 @@ pub(crate) fn train_adam_bank_bf16(
         .collect()
 }
 
+/// Two batch layouts: the probes read the current batch from one while
+/// the next batch of the epoch is laid out in the other.
+struct AheadLayouts {
+    buffers: [BatchLayouts; 2],
+    current: usize,
+    /// The first row (in the epoch order) of the batch already laid out in
+    /// the spare buffer.
+    ahead: Option<usize>,
+}
+
+impl AheadLayouts {
+    fn new(cols: usize, max_rows: usize) -> Self {
+        Self {
+            buffers: [
+                BatchLayouts::new(cols, max_rows),
+                BatchLayouts::new(cols, max_rows),
+            ],
+            current: 0,
+            ahead: None,
+        }
+    }
+
+    /// The layouts of the batch starting at `start` (laid out now unless
+    /// the previous step did it), and the spare buffer.
+    fn current(
+        &mut self,
+        x: &[u16],
+        stride: usize,
+        batch: &[u32],
+        start: usize,
+    ) -> (&BatchLayouts, &mut BatchLayouts) {
+        if self.ahead == Some(start) {
+            self.current = 1 - self.current;
+        } else {
+            self.buffers[self.current].fill(x, stride, batch);
+        }
+        let [a, b] = &mut self.buffers;
+        match self.current {
+            0 => (a, b),
+            _ => (b, a),
+        }
+    }
+
+    /// Records that the spare buffer now holds the batch starting at
+    /// `start` (`None`: nothing was laid out ahead).
+    fn advance(&mut self, start: Option<usize>) {
+        self.ahead = start;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::super::gemm::MatRef;
     use super::super::super::solver_adam::{batch_gradient, BatchScratch};
     use super::super::layout::{bf16_to_f32, rounded_matrix};
     use super::*;
+
+    /// Every step reads exactly its own batch, whether it was laid out
+    /// ahead (in the spare buffer, by the previous step) or at the step.
+    #[test]
+    fn layouts_laid_out_ahead_hold_each_steps_batch() {
+        let (rows, cols) = (60, 70);
+        let x: Vec<u16> = (0..rows * cols)
+            .map(|v| (v * 7 % 65_000) as u16 + 1)
+            .collect();
+        let batches: Vec<Vec<u32>> = vec![
+            vec![3, 1, 4, 59],
+            vec![15, 9, 2, 6],
+            vec![5, 35, 8, 9],
+            vec![7, 0, 31, 44],
+            vec![12, 13, 14, 58],
+        ];
+        let mut layouts = AheadLayouts::new(cols, 4);
+        for (i, batch) in batches.iter().enumerate() {
+            let start = i * 4;
+            let (current, spare) = layouts.current(&x, cols, batch, start);
+            let mut fresh = BatchLayouts::new(cols, 4);
+            fresh.fill(&x, cols, batch);
+            assert_eq!(current.rows, batch.len(), "step {i}");
+            assert_eq!(current.by_column_pairs, fresh.by_column_pairs, "step {i}");
+            assert_eq!(current.by_row_pairs, fresh.by_row_pairs, "step {i}");
+            // Lay out ahead on steps 0, 1 and 3 only: both paths run.
+            match batches.get(i + 1) {
+                Some(next) if i != 2 => {
+                    spare.fill(&x, cols, next);
+                    layouts.advance(Some(start + 4));
+                }
+                _ => layouts.advance(None),
+            }
+        }
+    }
 
     /// One batch's gradient with bf16 products is the f32 gradient of the
     /// same (bf16-valued) rows up to the rounding of W and dZ.
