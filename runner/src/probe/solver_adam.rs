@@ -539,14 +539,20 @@ pub(crate) fn train_adam_bank(
     // a prefix of its matrix).
     let width = ranges.iter().map(|r| r.end).max().unwrap_or(0);
     let epoch_losses = with_f32(&p.x, |x| {
-        bank_epochs(p.rows, ranges.len(), s, &mut order, |order, start, len| {
-            let (xb, targets) = order.batch(x, (p.cols, width), p.targets, start, len);
-            states
-                .par_iter_mut()
-                .zip(ranges)
-                .map(|(state, range)| state.step(xb.columns(range.clone()), targets, s))
-                .collect()
-        })
+        bank_epochs(
+            p.rows,
+            ranges.len(),
+            s,
+            &mut order,
+            |order, start, len, _| {
+                let (xb, targets) = order.batch(x, (p.cols, width), p.targets, start, len);
+                states
+                    .par_iter_mut()
+                    .zip(ranges)
+                    .map(|(state, range)| state.step(xb.columns(range.clone()), targets, s))
+                    .collect()
+            },
+        )
     })?;
     states
         .into_iter()
@@ -556,23 +562,25 @@ pub(crate) fn train_adam_bank(
 }
 
 /// The epochs of a probe bank: each epoch draws its order, and
-/// `step_all(order, start, len)` steps every probe on that batch and
-/// returns their mean losses. Returns each probe's mean loss over the
-/// last epoch.
+/// `step_all(order, start, len, last_epoch)` steps every probe on that
+/// batch and returns their mean losses (only the last epoch's are used, so
+/// a step may skip computing them before). Returns each probe's mean loss
+/// over the last epoch.
 pub(crate) fn bank_epochs(
     rows: usize,
     probes: usize,
     s: &ProbeSettings,
     order: &mut BatchOrder,
-    mut step_all: impl FnMut(&mut BatchOrder, usize, usize) -> Vec<f64>,
+    mut step_all: impl FnMut(&mut BatchOrder, usize, usize, bool) -> Vec<f64>,
 ) -> Vec<f64> {
     let mut epoch_losses = vec![f64::NAN; probes];
-    for _ in 0..s.epochs {
+    for epoch in 0..s.epochs {
+        let last = epoch + 1 == s.epochs;
         order.start_epoch();
         let mut totals = vec![0.0f64; probes];
         for start in (0..rows).step_by(s.batch_size) {
             let len = s.batch_size.min(rows - start);
-            for (total, loss) in totals.iter_mut().zip(step_all(order, start, len)) {
+            for (total, loss) in totals.iter_mut().zip(step_all(order, start, len, last)) {
                 *total += loss * len as f64;
             }
         }

@@ -25,7 +25,8 @@ pub(super) struct RowScratch {
 /// Class-major scores `g` (line `c` = class `c`, `stride` apart, the first
 /// `n` lanes used) plus `bias` become the gradient of the mean loss with
 /// respect to the scores; `gb` gets its sum over rows (the bias gradient).
-/// Returns the mean loss.
+/// Returns the mean loss, or 0 without `want_loss` (the cross-entropy's
+/// logarithms are then skipped: the solver reports only the last epoch's).
 pub(super) fn loss_grad(
     g: &mut [f32],
     (stride, n): (usize, usize),
@@ -33,18 +34,19 @@ pub(super) fn loss_grad(
     targets: Targets<'_>,
     gb: &mut [f32],
     scratch: &mut RowScratch,
+    want_loss: bool,
 ) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has just been checked to support AVX-512F.
-        return unsafe { loss_grad_avx512(g, (stride, n), bias, targets, gb, scratch) };
+        return unsafe { loss_grad_avx512(g, (stride, n), bias, targets, gb, scratch, want_loss) };
     }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has just been checked to support AVX2.
-        return unsafe { loss_grad_avx2(g, (stride, n), bias, targets, gb, scratch) };
+        return unsafe { loss_grad_avx2(g, (stride, n), bias, targets, gb, scratch, want_loss) };
     }
-    loss_grad_plain(g, (stride, n), bias, targets, gb, scratch)
+    loss_grad_plain(g, (stride, n), bias, targets, gb, scratch, want_loss)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -56,8 +58,9 @@ unsafe fn loss_grad_avx512(
     targets: Targets<'_>,
     gb: &mut [f32],
     scratch: &mut RowScratch,
+    want_loss: bool,
 ) -> f64 {
-    loss_grad_plain(g, shape, bias, targets, gb, scratch)
+    loss_grad_plain(g, shape, bias, targets, gb, scratch, want_loss)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -69,8 +72,9 @@ unsafe fn loss_grad_avx2(
     targets: Targets<'_>,
     gb: &mut [f32],
     scratch: &mut RowScratch,
+    want_loss: bool,
 ) -> f64 {
-    loss_grad_plain(g, shape, bias, targets, gb, scratch)
+    loss_grad_plain(g, shape, bias, targets, gb, scratch, want_loss)
 }
 
 #[inline(always)]
@@ -81,13 +85,16 @@ fn loss_grad_plain(
     targets: Targets<'_>,
     gb: &mut [f32],
     scratch: &mut RowScratch,
+    want_loss: bool,
 ) -> f64 {
     let k = bias.len();
     for (line, &b) in g.chunks_exact_mut(stride).zip(bias) {
         line[..n].iter_mut().for_each(|v| *v += b);
     }
     let loss = match targets {
-        Targets::Classes(labels) => cross_entropy_grad(g, (stride, n, k), labels, scratch),
+        Targets::Classes(labels) => {
+            cross_entropy_grad(g, (stride, n, k), labels, scratch, want_loss)
+        }
         // One output: the class-major line is the row-major column.
         Targets::Values(_) => targets.loss_grad_in_place(&mut g[..n], 1),
     };
@@ -121,6 +128,7 @@ fn cross_entropy_grad(
     (stride, n, k): (usize, usize, usize),
     labels: &[u32],
     scratch: &mut RowScratch,
+    want_loss: bool,
 ) -> f64 {
     let lines = || 0..k;
     let max = &mut scratch.max;
@@ -135,8 +143,10 @@ fn cross_entropy_grad(
         line.iter_mut().zip(max.iter()).for_each(|(v, &m)| *v -= m);
     }
     let mut loss = 0.0f64;
-    for (r, &y) in labels[..n].iter().enumerate() {
-        loss -= g[y as usize * stride + r] as f64;
+    if want_loss {
+        for (r, &y) in labels[..n].iter().enumerate() {
+            loss -= g[y as usize * stride + r] as f64;
+        }
     }
     let sum = &mut scratch.sum;
     sum.clear();
@@ -147,10 +157,10 @@ fn cross_entropy_grad(
         sum.iter_mut().zip(line.iter()).for_each(|(s, &v)| *s += v);
     }
     let scale = 1.0 / n as f32;
-    for s in sum.iter_mut() {
-        loss += (*s as f64).ln();
-        *s = scale / *s;
+    if want_loss {
+        loss = sum.iter().fold(loss, |acc, &s| acc + (s as f64).ln());
     }
+    sum.iter_mut().for_each(|s| *s = scale / *s);
     for c in lines() {
         let line = &mut g[c * stride..c * stride + n];
         line.iter_mut()
@@ -229,6 +239,7 @@ mod tests {
                 targets,
                 &mut gb,
                 &mut RowScratch::default(),
+                true,
             );
             for r in 0..n {
                 for c in 0..k {
@@ -248,6 +259,41 @@ mod tests {
     }
 
     #[test]
+    fn skipping_the_loss_leaves_the_gradient_unchanged() {
+        let (n, k, stride) = (50, 7, 64);
+        let z = scores(n, k);
+        let labels: Vec<u32> = (0..n).map(|r| (r * 3 % k) as u32).collect();
+        let mut lines = vec![0.0f32; k * stride];
+        for (r, row) in z.chunks_exact(k).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                lines[c * stride + r] = v;
+            }
+        }
+        let run = |want_loss| {
+            let mut g = lines.clone();
+            let mut gb = vec![0.0; k];
+            let bias = vec![0.1; k];
+            let targets = Targets::Classes(&labels);
+            let mut scratch = RowScratch::default();
+            let loss = loss_grad(
+                &mut g,
+                (stride, n),
+                &bias,
+                targets,
+                &mut gb,
+                &mut scratch,
+                want_loss,
+            );
+            (loss, g, gb)
+        };
+        let (with_loss, g, gb) = run(true);
+        let (without, g_skipped, gb_skipped) = run(false);
+        assert!(with_loss > 0.0 && without == 0.0, "{with_loss} {without}");
+        assert_eq!(g, g_skipped);
+        assert_eq!(gb, gb_skipped);
+    }
+
+    #[test]
     fn regression_lines_are_the_squared_error_gradient() {
         let n = 20;
         let mut g: Vec<f32> = (0..32).map(|i| i as f32 * 0.5).collect();
@@ -260,6 +306,7 @@ mod tests {
             Targets::Values(&values),
             &mut gb,
             &mut RowScratch::default(),
+            true,
         );
         let mut want_loss = 0.0;
         for r in 0..n {

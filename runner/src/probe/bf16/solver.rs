@@ -64,15 +64,17 @@ impl Bf16Probe {
         }
     }
 
-    /// One mini-batch step on the laid-out batch; returns its mean loss.
+    /// One mini-batch step on the laid-out batch; returns its mean loss
+    /// (0 unless `want_loss`).
     fn step(
         &mut self,
         backend: Backend,
         batch: &BatchLayouts,
         targets: Targets<'_>,
         s: &ProbeSettings,
+        want_loss: bool,
     ) -> f64 {
-        let loss = self.gradient(backend, batch, targets);
+        let loss = self.gradient(backend, batch, targets, want_loss);
         let gw = std::mem::take(&mut self.gw);
         self.adam
             .apply_gradient(&gw, round_up(self.range.len(), TILE_ROWS), s);
@@ -81,9 +83,15 @@ impl Bf16Probe {
         loss
     }
 
-    /// Scores, loss and gradients of the batch: dL/dW into `self.gw`,
-    /// dL/db into the Adam state's `gb`.
-    fn gradient(&mut self, backend: Backend, batch: &BatchLayouts, targets: Targets<'_>) -> f64 {
+    /// Scores, loss (0 unless `want_loss`) and gradients of the batch:
+    /// dL/dW into `self.gw`, dL/db into the Adam state's `gb`.
+    fn gradient(
+        &mut self,
+        backend: Backend,
+        batch: &BatchLayouts,
+        targets: Targets<'_>,
+        want_loss: bool,
+    ) -> f64 {
         let (k, n, n16) = (self.adam.bias.len(), batch.rows, batch.rows16());
         let start = self.range.start;
         // scores^T [outputs16, n16] = W [outputs16, depth] x^T [depth, n16]
@@ -102,6 +110,7 @@ impl Bf16Probe {
             targets,
             &mut self.adam.gb,
             &mut self.rows_scratch,
+            want_loss,
         );
         // dW [outputs16, d16] = dZ^T [outputs16, n32] x [n32, d16]
         let n32 = batch.rows32();
@@ -173,34 +182,45 @@ pub(crate) fn train_adam_bank_bf16(
     // a prefix of its matrix).
     let width = ranges.iter().map(|r| r.end).max().unwrap_or(0);
     let mut layouts = AheadLayouts::new(width, s.batch_size.min(p.rows.max(1)));
-    // Waking a thread each step to lay out a narrow batch costs more than
-    // it saves (measured with `probe_speed` at 32-403 columns).
-    let lay_out_ahead = width >= WIDE_BATCH_COLUMNS;
-    let epoch_losses = bank_epochs(p.rows, ranges.len(), s, &mut order, |order, start, len| {
-        let next_start = start + len;
-        let next = match lay_out_ahead {
-            false => Vec::new(),
-            true => order
-                .indices(next_start, s.batch_size.min(p.rows - next_start))
-                .to_vec(),
-        };
-        let (current, spare) = layouts.current(rounded, p.cols, order.indices(start, len), start);
-        let targets = order.targets(p.targets, start, len);
-        let step = |probe: &mut Bf16Probe| probe.step(backend, current, targets, s);
-        // The next batch is laid out on whichever thread has no probe left
-        // (the narrower probes finish first), not before the step.
-        let losses = if next.is_empty() {
-            probes.par_iter_mut().map(step).collect()
-        } else {
-            rayon::join(
-                || spare.fill(rounded, p.cols, &next),
-                || probes.par_iter_mut().map(step).collect(),
-            )
-            .1
-        };
-        layouts.advance((!next.is_empty()).then_some(next_start));
-        losses
-    });
+    // The next batch is laid out during the step when that is cheap: the
+    // batch is wide, or several probes already wake every thread each step
+    // (the top-N groups: their search ran ~9% faster). One narrow probe
+    // alone waits for its layout instead, since waking a thread each step
+    // to lay out a narrow batch costs more than it saves (`probe_speed`
+    // at 32-403 columns).
+    let lay_out_ahead = width >= WIDE_BATCH_COLUMNS || ranges.len() > 1;
+    let epoch_losses = bank_epochs(
+        p.rows,
+        ranges.len(),
+        s,
+        &mut order,
+        |order, start, len, last_epoch| {
+            let next_start = start + len;
+            let next = match lay_out_ahead {
+                false => Vec::new(),
+                true => order
+                    .indices(next_start, s.batch_size.min(p.rows - next_start))
+                    .to_vec(),
+            };
+            let (current, spare) =
+                layouts.current(rounded, p.cols, order.indices(start, len), start);
+            let targets = order.targets(p.targets, start, len);
+            let step = |probe: &mut Bf16Probe| probe.step(backend, current, targets, s, last_epoch);
+            // The next batch is laid out on whichever thread has no probe left
+            // (the narrower probes finish first), not before the step.
+            let losses = if next.is_empty() {
+                probes.par_iter_mut().map(step).collect()
+            } else {
+                rayon::join(
+                    || spare.fill(rounded, p.cols, &next),
+                    || probes.par_iter_mut().map(step).collect(),
+                )
+                .1
+            };
+            layouts.advance((!next.is_empty()).then_some(next_start));
+            losses
+        },
+    );
     probes
         .into_iter()
         .zip(epoch_losses)
@@ -327,7 +347,7 @@ mod tests {
         let mut layouts = BatchLayouts::new(cols, rows);
         layouts.fill(x16, cols, &batch);
         for backend in [Backend::Portable, Backend::detect()] {
-            let loss = probe.gradient(backend, &layouts, targets);
+            let loss = probe.gradient(backend, &layouts, targets, true);
             // The f32 reference on the gathered rows of the same columns.
             let xb: Vec<f32> = batch
                 .iter()
