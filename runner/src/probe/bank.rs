@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use super::data::{self, with_f32, Problem, RawInput};
+use super::data::{self, Problem, RawInput};
 use super::{
     bf16, fitted_probe, solver_adam, train_probe, Precision, ProbeError, ProbeSettings, Solver,
     Task, TrainedProbe,
@@ -22,11 +22,17 @@ pub struct BankInput<'a> {
     raw: RawInput<'a>,
     settings: &'a ProbeSettings,
     seed: u64,
-    /// Checked and standardised once; `None` when the settings train each
-    /// probe alone (FISTA, a GPU device).
-    problem: Option<Problem<'a>>,
-    /// `problem.x` in bf16, for bf16 products.
-    rounded: Option<Vec<u16>>,
+    prepared: Prepared<'a>,
+}
+
+/// The matrix as the settings' bank solver reads it.
+enum Prepared<'a> {
+    /// Each probe trains alone (FISTA, a GPU device).
+    Alone,
+    /// Checked and standardised once (the paper's Adam, f32 products).
+    F32(Problem<'a>),
+    /// Checked, standardised and rounded once (bf16 products).
+    Bf16(bf16::RoundedProblem<'a>),
 }
 
 impl<'a> BankInput<'a> {
@@ -45,20 +51,19 @@ impl<'a> BankInput<'a> {
         settings.validate()?;
         let raw = RawInput::new(x, (rows, cols), labels, targets, task);
         let banked = settings.solver == Solver::Adam && settings.device == "cpu";
-        let problem = match banked {
-            true => Some(raw.clone().into_problem(settings.standardize)?),
-            false => None,
-        };
-        let rounded = match (&problem, settings.precision) {
-            (Some(p), Precision::Bf16) => Some(with_f32(&p.x, bf16::rounded_matrix)?),
-            _ => None,
+        let standardize = settings.standardize;
+        let prepared = match (banked, settings.precision) {
+            (false, _) => Prepared::Alone,
+            (true, Precision::F32) => Prepared::F32(raw.clone().into_problem(standardize)?),
+            (true, Precision::Bf16) => {
+                Prepared::Bf16(bf16::RoundedProblem::new(raw.clone(), standardize)?)
+            }
         };
         Ok(Self {
             raw,
             settings,
             seed,
-            problem,
-            rounded,
+            prepared,
         })
     }
 
@@ -75,28 +80,31 @@ impl<'a> BankInput<'a> {
                 "probe bank: column range {bad:?} is empty or outside the {cols} columns"
             )));
         }
-        let Some(problem) = &self.problem else {
-            return ranges.iter().map(|r| self.train_alone(r)).collect();
-        };
         let s = self.settings;
-        let fitted = match &self.rounded {
-            Some(_) if ranges.iter().any(|r| !bf16_aligned(r)) => {
+        let (fitted, outputs, standardization) = match &self.prepared {
+            Prepared::Alone => return ranges.iter().map(|r| self.train_alone(r)).collect(),
+            Prepared::Bf16(_) if ranges.iter().any(|r| !bf16_aligned(r)) => {
                 return self.train_unaligned(ranges)
             }
-            Some(rounded) => {
-                bf16::train_adam_bank_bf16(problem, rounded, ranges, s, self.seed, None)?
-            }
-            None => solver_adam::train_adam_bank(problem, ranges, s, self.seed)?,
+            Prepared::Bf16(p) => (
+                bf16::train_adam_bank_bf16(p, ranges, s, self.seed, None)?,
+                p.outputs,
+                &p.standardization,
+            ),
+            Prepared::F32(p) => (
+                solver_adam::train_adam_bank(p, ranges, s, self.seed)?,
+                p.outputs,
+                &p.standardization,
+            ),
         };
         Ok(fitted
             .into_iter()
             .zip(ranges)
             .map(|(f, r)| {
-                let standardization = problem
-                    .standardization
+                let standardization = standardization
                     .as_ref()
                     .map(|(mean, std)| (mean[r.clone()].to_vec(), std[r.clone()].to_vec()));
-                fitted_probe(f, problem.outputs, r.len(), standardization, "")
+                fitted_probe(f, outputs, r.len(), standardization, "")
             })
             .collect())
     }

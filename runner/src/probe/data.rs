@@ -267,17 +267,28 @@ fn squared_deviations(x: &[f32], cols: usize, mean: &[f64]) -> Vec<f64> {
 
 /// `(x - mean) / std` per column; a column with std 0 becomes all zeros.
 pub(crate) fn standardize_rows(x: &[f32], cols: usize, mean: &[f32], std: &[f32]) -> Vec<f32> {
+    map_standardized(x, cols, (mean, std), |v| v)
+}
+
+/// `map((x - mean) / std)` for every value (`standardize_rows` then `map`,
+/// in one pass and without the f32 copy: the bf16 problem rounds here).
+pub(crate) fn map_standardized<T: Copy + Default + Send>(
+    x: &[f32],
+    cols: usize,
+    (mean, std): (&[f32], &[f32]),
+    map: impl Fn(f32) -> T + Sync,
+) -> Vec<T> {
     let inv: Vec<f32> = std
         .iter()
         .map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 })
         .collect();
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = vec![T::default(); x.len()];
     out.par_chunks_mut(ROW_BLOCK * cols)
         .zip(x.par_chunks(ROW_BLOCK * cols))
         .for_each(|(o, i)| {
             for (orow, irow) in o.chunks_exact_mut(cols).zip(i.chunks_exact(cols)) {
                 for j in 0..cols {
-                    orow[j] = (irow[j] - mean[j]) * inv[j];
+                    orow[j] = map((irow[j] - mean[j]) * inv[j]);
                 }
             }
         });

@@ -83,25 +83,30 @@ pub fn train_probe_warm(
     init: Option<&TrainedProbe>,
 ) -> Result<TrainedProbe, ProbeError> {
     settings.validate()?;
-    let problem =
-        RawInput::new(x, (rows, cols), labels, targets, task).into_problem(settings.standardize)?;
+    let raw = RawInput::new(x, (rows, cols), labels, targets, task);
     if let Some(init) = init {
         check_warm_start(init, task.outputs(), cols, settings.standardize)?;
     }
     let init = init.map(|p| (p.weights.as_slice(), p.bias.as_slice()));
+    if settings.solver == Solver::Adam && settings.precision == Precision::Bf16 {
+        // `validate` allows bf16 on the CPU only.
+        let problem = bf16::RoundedProblem::new(raw, settings.standardize)?;
+        let all = [0..cols];
+        let mut fitted = bf16::train_adam_bank_bf16(&problem, &all, settings, seed, init)?;
+        return Ok(fitted_probe(
+            fitted.remove(0),
+            problem.outputs,
+            cols,
+            problem.standardization,
+            "",
+        ));
+    }
+    let problem = raw.into_problem(settings.standardize)?;
     let fitted = match settings.solver {
         Solver::Adam if settings.device != "cpu" => {
             let device =
                 solver_device::device(&settings.device).map_err(ProbeError::InvalidSettings)?;
             solver_device::train_adam_on(&device, &problem, settings, seed, init)?
-        }
-        Solver::Adam if settings.precision == Precision::Bf16 => {
-            let all_columns = 0..cols;
-            let all = std::slice::from_ref(&all_columns);
-            let rounded = data::with_f32(&problem.x, bf16::rounded_matrix)?;
-            let mut fitted =
-                bf16::train_adam_bank_bf16(&problem, &rounded, all, settings, seed, init)?;
-            fitted.remove(0)
         }
         Solver::Adam => solver_adam::train_adam(&problem, settings, seed, init)?,
         Solver::Fista => solver_fista::train_fista(&problem, settings, init)?,

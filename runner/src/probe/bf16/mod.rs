@@ -10,6 +10,7 @@
 //! - `kernel`: the product API, with an f32 fallback for other CPUs;
 //! - `layout`: rounding and the padded batch layouts the tiles read;
 //! - `loss`: the softmax and its gradient on the class-major scores;
+//! - `problem`: the training matrix checked, standardised and rounded;
 //! - `solver`: the Adam bank on top of them.
 
 #[cfg(target_arch = "x86_64")]
@@ -33,8 +34,9 @@ mod amx {
 mod kernel;
 mod layout;
 mod loss;
+mod problem;
 mod solver;
 
 pub(crate) use kernel::TILE_DEPTH;
-pub(crate) use layout::rounded_matrix;
+pub(crate) use problem::RoundedProblem;
 pub(crate) use solver::train_adam_bank_bf16;

@@ -8,7 +8,6 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::super::data::Problem;
 use super::super::error::ProbeError;
 use super::super::model::Fitted;
 use super::super::objective::Targets;
@@ -17,6 +16,7 @@ use super::super::solver_adam::{bank_epochs, finish, AdamState, BatchOrder};
 use super::kernel::{matmul_bf16, Backend, Operand, TILE_DEPTH, TILE_ROWS};
 use super::layout::{round_row_into_tiles, round_up, BatchLayouts, WIDE_BATCH_COLUMNS};
 use super::loss::{loss_grad, round_gradient_into_tiles, RowScratch};
+use super::problem::RoundedProblem;
 
 /// One probe of the bank: its f32 Adam state and its bf16 buffers.
 struct Bf16Probe {
@@ -149,8 +149,7 @@ fn warn_once_without_tiles(backend: Backend) {
 /// batch is laid out once and the probes step on their columns in
 /// parallel. `init` (one range only) replaces torch's init.
 pub(crate) fn train_adam_bank_bf16(
-    p: &Problem<'_>,
-    rounded: &[u16],
+    p: &RoundedProblem<'_>,
     ranges: &[Range<usize>],
     s: &ProbeSettings,
     seed: u64,
@@ -189,6 +188,7 @@ pub(crate) fn train_adam_bank_bf16(
     // to lay out a narrow batch costs more than it saves (`probe_speed`
     // at 32-403 columns).
     let lay_out_ahead = width >= WIDE_BATCH_COLUMNS || ranges.len() > 1;
+    let rounded = p.rounded.as_slice();
     let epoch_losses = bank_epochs(
         p.rows,
         ranges.len(),
