@@ -91,7 +91,8 @@ pub fn train_probe_warm(
     if settings.solver == Solver::Adam && settings.precision == Precision::Bf16 {
         // `validate` allows bf16 on the CPU only.
         let problem = bf16::RoundedProblem::new(raw, settings.standardize)?;
-        let all = std::slice::from_ref(&(0..cols));
+        let all_columns = 0..cols;
+        let all = std::slice::from_ref(&all_columns);
         let mut fitted = bf16::train_adam_bank_bf16(&problem, all, settings, seed, init)?;
         return Ok(fitted_probe(
             fitted.remove(0),
