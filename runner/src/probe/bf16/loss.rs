@@ -36,31 +36,14 @@ pub(super) fn loss_grad(
     scratch: &mut RowScratch,
     want_loss: bool,
 ) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has just been checked to support AVX-512F.
-        return unsafe { loss_grad_avx512(g, (stride, n), bias, targets, gb, scratch, want_loss) };
-    }
+    // AVX2 where the build does not target the host already (AVX-512
+    // gives nothing more here: the compiler keeps to 256-bit vectors).
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has just been checked to support AVX2.
         return unsafe { loss_grad_avx2(g, (stride, n), bias, targets, gb, scratch, want_loss) };
     }
     loss_grad_plain(g, (stride, n), bias, targets, gb, scratch, want_loss)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn loss_grad_avx512(
-    g: &mut [f32],
-    shape: (usize, usize),
-    bias: &[f32],
-    targets: Targets<'_>,
-    gb: &mut [f32],
-    scratch: &mut RowScratch,
-    want_loss: bool,
-) -> f64 {
-    loss_grad_plain(g, shape, bias, targets, gb, scratch, want_loss)
 }
 
 #[cfg(target_arch = "x86_64")]
