@@ -7,7 +7,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::probe::{
-    accuracy, majority_baseline, pearson, train_probe, train_probe_streamed, BankInput, Precision,
+    accuracy, majority_baseline, pearson, train_probe, train_probe_streamed, BankInput,
     ProbeSettings, RowBlocks, Task, TrainedProbe,
 };
 pub use crate::store::Columns;
@@ -296,14 +296,12 @@ impl ColumnBank<'_> {
     /// The probes of `ranges` (positions in `base`) with their scores.
     pub fn score(&self, ranges: &[Range<usize>]) -> Result<Vec<(Score, TrainedProbe)>> {
         let bench = self.bench;
-        let alone = |r: &Range<usize>| bench.score(&self.base.sub(r.clone()));
         let Some(gathered) = &self.gathered else {
-            return ranges.iter().map(alone).collect();
+            return ranges
+                .iter()
+                .map(|r| bench.score(&self.base.sub(r.clone())))
+                .collect();
         };
-        // One f32 probe trains faster alone: its products use every thread.
-        if ranges.len() == 1 && bench.settings.precision == Precision::F32 {
-            return ranges.iter().map(alone).collect();
-        }
         let probes = gathered.input.train(ranges)?;
         probes
             .into_par_iter()

@@ -83,6 +83,10 @@ impl<'a> BankInput<'a> {
         let s = self.settings;
         let (fitted, outputs, standardization) = match &self.prepared {
             Prepared::Alone => return ranges.iter().map(|r| self.train_alone(r)).collect(),
+            // One f32 probe trains faster alone: its products use every thread.
+            Prepared::F32(_) if ranges.len() == 1 => {
+                return self.train_alone(&ranges[0]).map(|p| vec![p])
+            }
             Prepared::Bf16(_) if ranges.iter().any(|r| !bf16_aligned(r)) => {
                 return self.train_unaligned(ranges)
             }

@@ -6,11 +6,10 @@
 //! per step. This is the classic range reduction `e^x = 2^n e^r` with
 //! `|r| <= ln 2 / 2` and Cephes' degree-6 polynomial for `e^r` (within 2
 //! ulp of the true value), written branch-free on plain `f32` so that the
-//! loop vectorises; with AVX2 (AVX-512) available it runs 8 (16) lanes at a
-//! time.
+//! loop vectorises; with AVX2 available it runs 8 lanes at a time.
 //!
-//! No multiply-add is fused (Rust never contracts, and FMA is not
-//! enabled), so the result is the same bits on every x86-64 machine,
+//! No multiply-add is fused (Rust never contracts a multiply and an add,
+//! even where the build enables FMA), so the result is the same bits on every x86-64 machine,
 //! whichever path ran.
 
 /// Below this `e^x` would leave f32's normal range; inputs are clamped
@@ -64,20 +63,8 @@ unsafe fn exp_loop_avx2(values: &mut [f32]) {
     exp_loop(values)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn exp_loop_avx512(values: &mut [f32]) {
-    exp_loop(values)
-}
-
 /// Replaces every value by its exponential.
 pub(crate) fn exp_in_place(values: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has just been checked to support AVX-512F.
-        unsafe { exp_loop_avx512(values) };
-        return;
-    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has just been checked to support AVX2.
