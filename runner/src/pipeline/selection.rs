@@ -537,34 +537,47 @@ impl SelectionRun<'_> {
     }
 }
 
-/// Candidates of one probe bank: at least one per thread (in parallel,
-/// one thread each: the probes of small N are too small to use the cores
-/// one by one), and more while the group is still narrow, since a probe of
-/// a few dozen neurons costs about its fixed per-step work (the softmax
-/// over every class, the update) and each bank adds a gather,
-/// standardisation and evaluation of its own. What is trained past the
-/// chosen N is thrown away (the result is the same as one by one), so
-/// wide candidates stay one per thread: with two per thread the WSJ search
-/// also trained N = 268 and 295 when it needed 215 and 241.
+/// The candidates in waves, each wave one probe bank (its probes share
+/// every batch layout and run side by side, one thread each). The first
+/// wave bundles the narrow candidates: a probe of a few dozen neurons costs
+/// about its fixed per-step work (the softmax over every class, the
+/// update), so several cost little more than one. Every later wave costs
+/// at least as much as all the waves before it together (doubling, with
+/// [`PROBE_FIXED_COLUMNS`] as each probe's fixed cost): few waves, so
+/// little time is lost to waves' ends and their own batch layouts, while
+/// what is trained past the chosen N stays below what was needed to reach
+/// it. Every wave holds at least one candidate per thread. What is trained
+/// past the chosen N is thrown away: the result is the same as one by one.
 fn search_groups(sizes: &[usize], threads: usize) -> Vec<&[usize]> {
-    let narrow = NARROW_GROUP_COLUMNS * threads;
+    let cost = |n: usize| n + PROBE_FIXED_COLUMNS;
     let mut groups = Vec::new();
-    let mut start = 0;
+    let (mut start, mut spent) = (0, 0);
     while start < sizes.len() {
-        let mut end = start;
-        let mut columns = 0;
-        while end < sizes.len() && (end - start < threads || columns < narrow) {
+        let narrow = groups.is_empty();
+        let (mut end, mut columns, mut wave_cost) = (start, 0, 0);
+        while end < sizes.len()
+            && (end - start < threads
+                || (narrow && columns < NARROW_GROUP_COLUMNS * threads)
+                || (!narrow && wave_cost < spent))
+        {
             columns += sizes[end];
+            wave_cost += cost(sizes[end]);
             end += 1;
         }
         groups.push(&sizes[start..end]);
+        spent += wave_cost;
         start = end;
     }
     groups
 }
 
-/// Columns per thread under which a search group takes one more candidate.
+/// Columns per thread under which the first wave takes one more candidate.
 const NARROW_GROUP_COLUMNS: usize = 64;
+
+/// A probe's fixed work per step, in columns' worth of work: measured on
+/// WSJ (42 classes, bf16), a bank's probe of n columns took about
+/// 0.027 s + 0.0002 s x n over its 10 epochs, so ~135 columns.
+const PROBE_FIXED_COLUMNS: usize = 128;
 
 fn matrix(data: &[f32], rows: usize, cols: usize) -> Result<MatrixView<'_>> {
     MatrixView::new(data, rows, cols).context("internal error: matrix shape")
@@ -668,20 +681,33 @@ mod tests {
     }
 
     #[test]
-    fn search_groups_bundle_narrow_candidates_and_pair_wide_ones() {
+    fn search_groups_bundle_narrow_candidates_then_double() {
         let wsj = [
-            2, 5, 8, 10, 13, 26, 53, 80, 107, 134, 161, 188, 215, 241, 268, 403,
+            2, 5, 8, 10, 13, 26, 53, 80, 107, 134, 161, 188, 215, 241, 268, 403, 537,
         ];
         let groups = search_groups(&wsj, 2);
         assert_eq!(groups[0], &[2, 5, 8, 10, 13, 26, 53, 80]);
-        assert_eq!(groups[1], &[107, 134]);
-        assert!(groups[1..].iter().all(|g| g.len() == 2));
+        // 197 columns + 8 x 128 = 1,221 before; 107..215 cost 1,445.
+        assert_eq!(groups[1], &[107, 134, 161, 188, 215]);
+        assert_eq!(groups[2], &[241, 268, 403, 537]);
         assert_eq!(groups.concat(), wsj, "every candidate once, in order");
-        // One thread: narrow ones still bundled, wide ones alone.
+        // One thread: narrow ones still bundled, then doubling.
         let single = search_groups(&wsj, 1);
         assert_eq!(single[0], &[2, 5, 8, 10, 13, 26]);
-        assert_eq!(single[1], &[53, 80]);
-        assert!(single[2..].iter().all(|g| g.len() == 1));
+        assert_eq!(single[1], &[53, 80, 107, 134]);
+        // Each later wave costs at least all the earlier ones (or is the rest).
+        let cost = |g: &[usize]| g.iter().map(|&n| n + PROBE_FIXED_COLUMNS).sum::<usize>();
+        for (i, wave) in groups.iter().enumerate().skip(1) {
+            let before: usize = groups[..i].iter().map(|g| cost(g)).sum();
+            let last = i + 1 == groups.len();
+            assert!(last || cost(wave) >= before, "wave {i}: {wave:?}");
+            assert!(wave.len() >= 2, "one candidate per thread at least");
+        }
+        // Few candidates: one wave per thread's worth.
+        assert_eq!(
+            search_groups(&[300, 400, 500], 2),
+            vec![&[300, 400][..], &[500]]
+        );
         assert!(search_groups(&[], 2).is_empty());
     }
 

@@ -17,6 +17,7 @@ mod bf16;
 mod data;
 mod error;
 mod gemm;
+mod longest_first;
 mod metrics;
 mod model;
 mod objective;

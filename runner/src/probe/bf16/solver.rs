@@ -6,9 +6,10 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
+use std::time::Instant;
 
 use super::super::error::ProbeError;
+use super::super::longest_first::run_longest_first;
 use super::super::model::Fitted;
 use super::super::objective::Targets;
 use super::super::settings::ProbeSettings;
@@ -36,6 +37,11 @@ struct Bf16Probe {
     dz_t: Vec<u16>,
     /// dL/dW, [outputs16, d rounded up to 16].
     gw: Vec<f32>,
+    /// Seconds the last step took (the bank's threads take the longest
+    /// jobs first).
+    step_seconds: f64,
+    /// The last step's mean loss.
+    loss: f64,
 }
 
 impl Bf16Probe {
@@ -52,6 +58,8 @@ impl Bf16Probe {
             rows_scratch: RowScratch::default(),
             dz_t: Vec::new(),
             gw: Vec::new(),
+            step_seconds: 0.0,
+            loss: 0.0,
         };
         probe.round_weights();
         probe
@@ -189,6 +197,11 @@ pub(crate) fn train_adam_bank_bf16(
     // at 32-403 columns).
     let lay_out_ahead = width >= WIDE_BATCH_COLUMNS || ranges.len() > 1;
     let rounded = p.rounded.as_slice();
+    let mut layout_seconds = 0.0;
+    let started = Instant::now();
+    // Each job's seconds over the whole training (the probes', then the
+    // layouts'), for the debug log.
+    let mut busy = vec![0.0f64; ranges.len() + 1];
     let epoch_losses = bank_epochs(
         p.rows,
         ranges.len(),
@@ -205,22 +218,37 @@ pub(crate) fn train_adam_bank_bf16(
             let (current, spare) =
                 layouts.current(rounded, p.cols, order.indices(start, len), start);
             let targets = order.targets(p.targets, start, len);
-            let step = |probe: &mut Bf16Probe| probe.step(backend, current, targets, s, last_epoch);
-            // The next batch is laid out on whichever thread has no probe left
-            // (the narrower probes finish first), not before the step.
-            let losses = if next.is_empty() {
-                probes.par_iter_mut().map(step).collect()
-            } else {
-                rayon::join(
-                    || spare.fill(rounded, p.cols, &next),
-                    || probes.par_iter_mut().map(step).collect(),
-                )
-                .1
-            };
+            let mut jobs: Vec<StepJob<'_>> = probes.iter_mut().map(StepJob::Probe).collect();
+            if !next.is_empty() {
+                // The next batch is laid out by whichever thread is free
+                // first, beside the probes (not before the step).
+                jobs.push(StepJob::LayOut(spare, &next, &mut layout_seconds));
+            }
+            run_longest_first(&mut jobs, StepJob::last_seconds, |job| {
+                let started = Instant::now();
+                match job {
+                    StepJob::Probe(probe) => {
+                        probe.loss = probe.step(backend, current, targets, s, last_epoch);
+                        probe.step_seconds = started.elapsed().as_secs_f64();
+                    }
+                    StepJob::LayOut(spare, next, seconds) => {
+                        spare.fill(rounded, p.cols, next);
+                        **seconds = started.elapsed().as_secs_f64();
+                    }
+                }
+            });
+            if !next.is_empty() {
+                busy[ranges.len()] += layout_seconds;
+            }
+            for (total, probe) in busy.iter_mut().zip(&probes) {
+                *total += probe.step_seconds;
+            }
+            let losses = probes.iter().map(|probe| probe.loss).collect();
             layouts.advance((!next.is_empty()).then_some(next_start));
             losses
         },
     );
+    log_bank_times(ranges, &busy, started.elapsed().as_secs_f64());
     probes
         .into_iter()
         .zip(epoch_losses)
@@ -232,6 +260,39 @@ pub(crate) fn train_adam_bank_bf16(
             Ok(fitted)
         })
         .collect()
+}
+
+/// How the bank's time was spent (`SIEVE_LOG=debug`): its wall time next to
+/// the seconds of each probe's steps and of the layouts ahead, whose sum
+/// over the threads is the ideal.
+fn log_bank_times(ranges: &[Range<usize>], busy: &[f64], wall: f64) {
+    let probes: Vec<String> = ranges
+        .iter()
+        .zip(busy)
+        .map(|(r, seconds)| format!("{}:{seconds:.3}", r.len()))
+        .collect();
+    tracing::debug!(
+        "bf16 bank: {wall:.3} s for jobs of {:.3} s (probes by width {}, layouts ahead {:.3})",
+        busy.iter().sum::<f64>(),
+        probes.join(" "),
+        busy.last().copied().unwrap_or(0.0)
+    );
+}
+
+/// One job of a bank's step: a probe's step on the current batch, or the
+/// layout of the next batch (with the seconds it took last time).
+enum StepJob<'a> {
+    Probe(&'a mut Bf16Probe),
+    LayOut(&'a mut BatchLayouts, &'a [u32], &'a mut f64),
+}
+
+impl StepJob<'_> {
+    fn last_seconds(&self) -> f64 {
+        match self {
+            StepJob::Probe(probe) => probe.step_seconds,
+            StepJob::LayOut(_, _, seconds) => **seconds,
+        }
+    }
 }
 
 /// Two batch layouts: the probes read the current batch from one while
