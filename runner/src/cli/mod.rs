@@ -4,7 +4,7 @@ mod bench;
 mod bench_slim;
 mod export;
 mod extract;
-mod heap;
+pub mod heap;
 mod logging;
 mod plugins;
 mod predict;
