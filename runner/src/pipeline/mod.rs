@@ -10,6 +10,7 @@ pub mod probing;
 pub mod saved;
 pub mod selection;
 pub mod sharding;
+pub mod shared_probes;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -245,6 +246,7 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
                 hidden,
                 states: states as usize,
                 notes: Default::default(),
+                shared_probes: Default::default(),
             }
             .run(&layer_scores)?;
             let mut results = SavedResults::new(

@@ -112,6 +112,13 @@ impl<'a> ProbeBench<'a> {
 
     /// Trains a probe on `columns` of train and scores it on dev and test.
     pub fn score(&self, columns: &Columns) -> Result<(Score, TrainedProbe)> {
+        let probe = self.train(columns)?;
+        self.scored(probe, columns)
+    }
+
+    /// Trains a probe on `columns` of train (streamed when they do not fit
+    /// in memory).
+    pub fn train(&self, columns: &Columns) -> Result<TrainedProbe> {
         let probe = if self.fits_in_memory(self.train, columns) {
             let x = self.train.gather(columns)?;
             train_probe(
@@ -138,7 +145,7 @@ impl<'a> ProbeBench<'a> {
                 self.seed,
             )?
         };
-        self.scored(probe, columns)
+        Ok(probe)
     }
 
     /// Trains one probe per range of positions in `base` (the probe of
@@ -204,7 +211,7 @@ impl<'a> ProbeBench<'a> {
     }
 
     /// `probe` (trained on `columns`) with its dev and test scores.
-    fn scored(&self, probe: TrainedProbe, columns: &Columns) -> Result<(Score, TrainedProbe)> {
+    pub fn scored(&self, probe: TrainedProbe, columns: &Columns) -> Result<(Score, TrainedProbe)> {
         let score = Score {
             dev: self.evaluate(&probe, self.dev, self.labels[1], columns)?,
             test: self.evaluate(&probe, self.test, self.labels[2], columns)?,

@@ -19,9 +19,10 @@ use crate::probe::{Task, TrainedProbe};
 use crate::spec::{SelectionSpec, SelectorStageSpec, TopNSpec};
 use crate::store::StoredSplit;
 
-use super::host::HostProbe;
+use super::host::{HostProbe, SharedInput};
 use super::layers::{cumulative_dev, oracle_score, LayerScores};
 use super::probing::{Columns, ProbeBench, Score};
+use super::shared_probes::SharedProbes;
 
 /// LayerSelector's choice.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +185,9 @@ pub struct SelectionRun<'a> {
     /// What the run should tell the reader (e.g. that a selector saw a
     /// row sample), collected while it runs.
     pub notes: std::sync::Mutex<Vec<String>>,
+    /// Probes two stages ask for (the clustering's score and the
+    /// elastic-net ranker's probe of the kept neurons), trained once.
+    pub shared_probes: SharedProbes,
 }
 
 impl SelectionRun<'_> {
@@ -387,10 +391,21 @@ impl SelectionRun<'_> {
             features: features.as_slice().into(),
             seed: b.seed,
         };
+        // A ranker's probe on every train row of these columns with the
+        // spec's settings is the one the clustering's score trains.
+        let shared = matches!(train_rows, RowSample::All).then(|| SharedInput {
+            probes: &self.shared_probes,
+            columns,
+            x: &train,
+            labels: &train_labels,
+            targets: &train_targets,
+            task: b.task,
+        });
         let host = HostProbe {
             settings: b.settings.clone(),
             seed: b.seed,
             regression: matches!(b.task, Task::Regression),
+            shared,
         };
         let selection =
             plugin.check_result("select", selector.select(&input, lend_probe_host(&host)))?;
@@ -427,7 +442,11 @@ impl SelectionRun<'_> {
         kept: &[usize],
         selection: Selection,
     ) -> Result<FilterResult> {
-        let (score, _) = self.bench.score(&Columns::List(kept.to_vec()))?;
+        let columns_kept = Columns::List(kept.to_vec());
+        let probe = self
+            .shared_probes
+            .get_or_train(kept, || self.bench.train(&columns_kept))?;
+        let (score, _) = self.bench.scored(probe, &columns_kept)?;
         info!(
             "{}: {} of {} features kept, dev {:.4} test {:.4}",
             stage.selector.value,
