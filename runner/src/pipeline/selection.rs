@@ -349,6 +349,7 @@ impl SelectionRun<'_> {
         let plugin = self.registry.find(name, PluginKind::Selector)?;
         let selector = self.registry.open_selector(name, &params.to_string())?;
         let b = self.bench;
+        let started = Instant::now();
         let subset = Columns::List(columns.to_vec());
         let (train, train_rows) = RowSample::of(b, b.train, &subset)?;
         let (dev, dev_rows) = RowSample::of(b, b.dev, &subset)?;
@@ -407,8 +408,13 @@ impl SelectionRun<'_> {
             regression: matches!(b.task, Task::Regression),
             shared,
         };
+        let gathered = started.elapsed().as_secs_f64();
         let selection =
             plugin.check_result("select", selector.select(&input, lend_probe_host(&host)))?;
+        tracing::debug!(
+            "selector '{name}': {:.3} s, of which {gathered:.3} s gathering its input",
+            started.elapsed().as_secs_f64()
+        );
         check_selection(&plugin.name, &selection, columns.len())
             .map_err(|reason| plugin.failure("select", reason))?;
         if !selection.notes.is_empty() {
