@@ -54,13 +54,13 @@ impl<'a> RawInput<'a> {
     pub fn into_problem(self, standardize: bool) -> Result<Problem<'a>, ProbeError> {
         check_shape(self.x, self.rows, self.cols)?;
         let targets = self.check_targets()?;
-        check_finite(self.x, self.cols)?;
         let (x, standardization) = if standardize {
-            let (mean, std) = column_stats(self.x, self.cols);
+            let (mean, std) = checked_column_stats(self.x, self.cols)?;
             let z = standardize_rows(self.x, self.cols, &mean, &std);
             let t = Tensor::from_vec(z, (self.rows, self.cols), &Device::Cpu)?;
             (t, Some((mean, std)))
         } else {
+            check_finite(self.x, self.cols)?;
             let t = Tensor::from_slice(self.x, (self.rows, self.cols), &Device::Cpu)?;
             (t, None)
         };
@@ -221,15 +221,36 @@ impl ColumnAcc {
 /// order so the result is deterministic. A column whose values are all equal
 /// gets std exactly 0 (rounding would otherwise give a tiny std and blow the
 /// column up to noise).
-pub(crate) fn column_stats(x: &[f32], cols: usize) -> (Vec<f32>, Vec<f32>) {
-    let rows = x.len() / cols;
+///
+/// Also [`check_finite`], one pass fewer than the two apart: a non-finite
+/// value makes its column's f64 sum non-finite (a sum of finite f32 values
+/// cannot overflow f64), and only then is the matrix searched for it.
+pub(crate) fn checked_column_stats(
+    x: &[f32],
+    cols: usize,
+) -> Result<(Vec<f32>, Vec<f32>), ProbeError> {
+    let acc = first_pass(x, cols);
+    if acc.sum.iter().any(|s| !s.is_finite()) {
+        check_finite(x, cols)?;
+    }
+    Ok(stats_from_sums(x, cols, acc))
+}
+
+/// Sums, minima and maxima of every column, blocks combined in order.
+fn first_pass(x: &[f32], cols: usize) -> ColumnAcc {
     let blocks: Vec<ColumnAcc> = x
         .par_chunks(ROW_BLOCK * cols)
         .map(|b| ColumnAcc::new(cols).add_block(b, cols))
         .collect();
-    let acc = blocks
+    blocks
         .iter()
-        .fold(ColumnAcc::new(cols), |acc, b| acc.merge(b));
+        .fold(ColumnAcc::new(cols), |acc, b| acc.merge(b))
+}
+
+/// The means and standard deviations from the first pass's sums (the
+/// second pass sums the squared deviations).
+fn stats_from_sums(x: &[f32], cols: usize, acc: ColumnAcc) -> (Vec<f32>, Vec<f32>) {
+    let rows = x.len() / cols;
     let mean: Vec<f64> = acc.sum.iter().map(|s| s / rows as f64).collect();
     let sq = squared_deviations(x, cols, &mean);
     let std = (0..cols)

@@ -231,9 +231,22 @@ fn standardize_handles_a_constant_column() {
 }
 
 #[test]
+fn column_stats_name_the_first_non_finite_value() {
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut x: Vec<f32> = (0..595).map(|v| v as f32 * 0.5).collect();
+        x[3 * 7 + 5] = bad;
+        x[9 * 7 + 1] = f32::NAN;
+        match super::data::checked_column_stats(&x, 7) {
+            Err(ProbeError::NonFiniteInput { row, col, .. }) => assert_eq!((row, col), (3, 5)),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn column_stats_are_population_moments() {
     let x = [1.0f32, 5.0, 3.0, 5.0, 5.0, 5.0];
-    let (mean, std) = super::data::column_stats(&x, 2);
+    let (mean, std) = super::data::checked_column_stats(&x, 2).unwrap();
     assert_eq!(mean, vec![3.0, 5.0]);
     assert!((std[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
     assert_eq!(std[1], 0.0);

@@ -4,7 +4,7 @@
 //! that copy is 215 MB written and read again, and as many fresh pages).
 
 use super::super::data::{
-    check_finite, check_shape, checked_targets, column_stats, map_standardized, RawInput,
+    check_finite, check_shape, checked_column_stats, checked_targets, map_standardized, RawInput,
 };
 use super::super::error::ProbeError;
 use super::super::objective::Targets;
@@ -28,12 +28,12 @@ impl<'a> RoundedProblem<'a> {
     pub fn new(raw: RawInput<'a>, standardize: bool) -> Result<Self, ProbeError> {
         check_shape(raw.x, raw.rows, raw.cols)?;
         let targets = checked_targets(raw.task, raw.labels, raw.targets, raw.rows)?;
-        check_finite(raw.x, raw.cols)?;
         let (rounded, standardization) = if standardize {
-            let (mean, std) = column_stats(raw.x, raw.cols);
+            let (mean, std) = checked_column_stats(raw.x, raw.cols)?;
             let rounded = map_standardized(raw.x, raw.cols, (&mean, &std), f32_to_bf16);
             (rounded, Some((mean, std)))
         } else {
+            check_finite(raw.x, raw.cols)?;
             (rounded_matrix(raw.x), None)
         };
         Ok(Self {
