@@ -2,10 +2,10 @@
 //!
 //! Each column is centred and scaled to unit length in f64 (two passes, so a
 //! large mean cannot cancel a small spread), stored as f32, and the
-//! correlations are the entries of `Zᵀ Z`. The product runs tile by tile over
-//! the upper triangle only (the matrix is symmetric), through the `gemm`
-//! crate's f32 kernels: about half the work of a full product, and no
-//! `cols x cols` square matrix is ever held.
+//! correlations are the entries of `Zᵀ Z`. The product runs one strip of
+//! rows at a time over the upper triangle only (the matrix is symmetric),
+//! through the `gemm` crate's f32 kernels: about half the work of a full
+//! product, and no `cols x cols` square matrix is ever held.
 //!
 //! ## Near-constant columns
 //! A column counts as constant when its standard deviation is at most
@@ -37,7 +37,7 @@ use crate::condensed::Condensed;
 /// module documentation for why 1e-6).
 pub const NEAR_CONSTANT_REL: f64 = 1e-6;
 
-/// Columns per tile of the product. Large enough for the GEMM kernels to run
+/// Rows per strip of the product. Large enough for the GEMM kernels to run
 /// at full speed (measured: 256 is as fast per core as 2688), small enough
 /// that the triangle saves most of the lower half.
 const BLOCK: usize = 256;
@@ -131,14 +131,22 @@ fn column_blocks(cols: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The standardised matrix `Z`, one panel per column block. A panel holds
-/// its columns one after another (`width x rows`, each column contiguous):
-/// the GEMM kernels then read both operands along the shared dimension,
-/// measured about 10% faster than row-major panels.
+/// The standardised matrix `Z`, stored transposed (`cols x rows`, each
+/// column contiguous): the GEMM kernels then read both operands along the
+/// shared dimension, measured about 10% faster than row-major panels, and
+/// any run of columns is one contiguous operand.
 struct Standardized {
     rows: usize,
+    cols: usize,
     blocks: Vec<(usize, usize)>,
-    panels: Vec<Vec<f32>>,
+    columns: Vec<f32>,
+}
+
+impl Standardized {
+    /// Columns `c0..c1` of `Z`, one after the other.
+    fn columns(&self, c0: usize, c1: usize) -> &[f32] {
+        &self.columns[c0 * self.rows..c1 * self.rows]
+    }
 }
 
 /// `z = (x - mean) / sqrt(sum (x - mean)²)`, and 0 for constant columns.
@@ -149,36 +157,37 @@ fn standardize(x: &MatrixView<'_>, stats: &ColumnStats, constant: &[bool]) -> St
             false => 1.0 / (stats.std[c] * (x.rows() as f64).sqrt()),
         })
         .collect();
-    let blocks = column_blocks(x.cols());
-    let panels = blocks
-        .par_iter()
-        .map(|&(c0, c1)| standardized_panel(x, stats, &scale, c0, c1))
-        .collect();
+    let (rows, blocks) = (x.rows(), column_blocks(x.cols()));
+    let mut columns = vec![0.0f32; rows * x.cols()];
+    columns
+        .par_chunks_mut(BLOCK * rows.max(1))
+        .zip(&blocks)
+        .for_each(|(panel, &(c0, c1))| standardized_panel(x, stats, &scale, (c0, c1), panel));
     Standardized {
-        rows: x.rows(),
+        rows,
+        cols: x.cols(),
         blocks,
-        panels,
+        columns,
     }
 }
 
-/// Columns `c0..c1` of `Z`, transposed. The writes are strided, but a row
-/// touches only `c1 - c0` cache lines, which stay in L1 for the next rows.
+/// Columns `c0..c1` of `Z` into `panel`, transposed. The writes are
+/// strided, but a row touches only `c1 - c0` cache lines, which stay in L1
+/// for the next rows.
 fn standardized_panel(
     x: &MatrixView<'_>,
     stats: &ColumnStats,
     scale: &[f64],
-    c0: usize,
-    c1: usize,
-) -> Vec<f32> {
+    (c0, c1): (usize, usize),
+    panel: &mut [f32],
+) {
     let rows = x.rows();
-    let mut panel = vec![0.0f32; rows * (c1 - c0)];
     for r in 0..rows {
         for (k, &v) in x.row(r)[c0..c1].iter().enumerate() {
             let c = c0 + k;
             panel[k * rows + r] = ((f64::from(v) - stats.mean[c]) * scale[c]) as f32;
         }
     }
-    panel
 }
 
 /// `out (m x n) = a bᵀ` for row-major `a (m x k)` and `b (n x k)`.
@@ -226,48 +235,67 @@ pub struct Tile<'a> {
     pub values: &'a [f32],
 }
 
-/// Tiles computed in parallel before they are handed to the sink: a few per
-/// thread, so both cores stay busy to the end while little memory is held.
-const TILES_PER_BATCH: usize = 8;
+/// Strips computed in parallel before they are handed to the sink: a few
+/// per thread, so both cores stay busy to the end while little memory is
+/// held.
+const STRIPS_PER_BATCH: usize = 6;
 
-/// Calls `sink` with every tile on or above the diagonal of `Zᵀ Z`.
+/// Calls `sink` with every strip of `Zᵀ Z` on and right of the diagonal:
+/// rows `c0..c1` of a column block, columns `c0..` to the end.
 ///
-/// Each tile is one single-threaded GEMM and rayon runs tiles side by side:
-/// measured here, the `gemm` crate does not split products this small
-/// across threads itself, and larger tiles would give back the savings of
-/// skipping the lower triangle.
-fn for_each_upper_tile(z: &Standardized, mut sink: impl FnMut(Tile<'_>)) {
-    let pairs: Vec<(usize, usize)> = (0..z.blocks.len())
-        .flat_map(|bi| (bi..z.blocks.len()).map(move |bj| (bi, bj)))
-        .collect();
-    for batch in pairs.chunks(TILES_PER_BATCH) {
-        let products: Vec<Vec<f32>> = batch
-            .par_iter()
-            .map(|&(bi, bj)| tile_product(z, bi, bj))
-            .collect();
-        for (&(bi, bj), values) in batch.iter().zip(&products) {
-            let ((i0, i1), (j0, j1)) = (z.blocks[bi], z.blocks[bj]);
+/// Each strip is one single-threaded GEMM (the `gemm` crate does not split
+/// products this small across threads itself) and strips run side by side,
+/// the widest first on whichever thread is free. One product per strip
+/// rather than per tile packs each block's columns once as the left-hand
+/// side instead of once per tile.
+fn for_each_upper_strip(z: &Standardized, mut sink: impl FnMut(Tile<'_>)) {
+    for batch in z.blocks.chunks(STRIPS_PER_BATCH) {
+        let products = widest_first(batch, |&(c0, c1)| strip_product(z, c0, c1));
+        for (&(c0, c1), values) in batch.iter().zip(&products) {
             sink(Tile {
-                i0,
-                j0,
-                height: i1 - i0,
-                width: j1 - j0,
+                i0: c0,
+                j0: c0,
+                height: c1 - c0,
+                width: z.cols - c0,
                 values,
             });
         }
     }
 }
 
-/// `Z_biᵀ Z_bj` (panels hold `Zᵀ`), row-major.
-fn tile_product(z: &Standardized, bi: usize, bj: usize) -> Vec<f32> {
-    let ((i0, i1), (j0, j1)) = (z.blocks[bi], z.blocks[bj]);
-    let mut out = vec![0.0f32; (i1 - i0) * (j1 - j0)];
+/// `f` of every item, on the pool's threads, each thread taking the next
+/// item when it is free (the strips come widest first, so this is
+/// longest-first scheduling; rayon's halving would give one thread the two
+/// widest strips).
+fn widest_first<T: Sync>(items: &[T], f: impl Fn(&T) -> Vec<f32> + Sync) -> Vec<Vec<f32>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let results: Vec<Mutex<Vec<f32>>> = items.iter().map(|_| Mutex::default()).collect();
+    let next = AtomicUsize::new(0);
+    let threads = rayon::current_num_threads().min(items.len()).max(1);
+    (0..threads).into_par_iter().for_each(|_| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(i) else { break };
+        let values = f(item);
+        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = values;
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect()
+}
+
+/// Rows `c0..c1` of `Zᵀ Z`, columns `c0..` (the columns hold `Zᵀ`),
+/// row-major.
+fn strip_product(z: &Standardized, c0: usize, c1: usize) -> Vec<f32> {
+    let width = z.cols - c0;
+    let mut out = vec![0.0f32; (c1 - c0) * width];
     gemm_a_bt(
-        &z.panels[bi],
-        &z.panels[bj],
+        z.columns(c0, c1),
+        z.columns(c0, z.cols),
         z.rows,
-        i1 - i0,
-        j1 - j0,
+        c1 - c0,
+        width,
         &mut out,
     );
     out
@@ -293,7 +321,7 @@ fn prepare(x: &MatrixView<'_>) -> (Standardized, Vec<bool>) {
 pub fn correlation_distances(x: &MatrixView<'_>) -> CorrelationDistances {
     let (z, constant) = prepare(x);
     let mut distances = Condensed::filled(x.cols(), 1.0);
-    for_each_upper_tile(&z, |tile| {
+    for_each_upper_strip(&z, |tile| {
         for a in 0..tile.height {
             let i = tile.i0 + a;
             let first = tile.j0.max(i + 1);
@@ -320,7 +348,7 @@ pub fn correlation_matrix(x: &MatrixView<'_>) -> Vec<f32> {
     let n = x.cols();
     let (z, _) = prepare(x);
     let mut full = vec![0.0f32; n * n];
-    for_each_upper_tile(&z, |tile| {
+    for_each_upper_strip(&z, |tile| {
         for a in 0..tile.height {
             for b in 0..tile.width {
                 let (i, j) = (tile.i0 + a, tile.j0 + b);
