@@ -63,6 +63,34 @@ unsafe fn exp_loop_avx2(values: &mut [f32]) {
     exp_loop(values)
 }
 
+/// `v = e^(v - shift)` for every lane of a class line, and `sum += v` (the
+/// softmax's shifted exponentials and their running row sums in one pass;
+/// the same operations, in the same order, as a subtraction, `exp_in_place`
+/// and the additions one after the other).
+pub(crate) fn exp_shifted_summed(line: &mut [f32], shift: &[f32], sum: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has just been checked to support AVX2.
+        unsafe { exp_shifted_summed_avx2(line, shift, sum) };
+        return;
+    }
+    exp_shifted_summed_loop(line, shift, sum)
+}
+
+#[inline(always)]
+fn exp_shifted_summed_loop(line: &mut [f32], shift: &[f32], sum: &mut [f32]) {
+    for ((v, &m), s) in line.iter_mut().zip(shift).zip(sum) {
+        *v = exp_one(*v - m);
+        *s += *v;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn exp_shifted_summed_avx2(line: &mut [f32], shift: &[f32], sum: &mut [f32]) {
+    exp_shifted_summed_loop(line, shift, sum)
+}
+
 /// Replaces every value by its exponential.
 pub(crate) fn exp_in_place(values: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -102,6 +130,23 @@ mod tests {
         assert_eq!(v[0], 1.0, "the row maximum must weigh exactly 1");
         assert!(v[1] > 0.0 && v[1] < 1.3e-38 && v[2] == v[1], "{v:?}");
         assert!(v[4].is_finite() && (v[4] as f64 / 88f64.exp() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn shifted_and_summed_is_subtract_exp_add_bit_for_bit() {
+        let line: Vec<f32> = (0..301)
+            .map(|i| (i * 37 % 101) as f32 * 0.13 - 6.0)
+            .collect();
+        let shift: Vec<f32> = (0..301).map(|i| (i % 7) as f32 * 0.9 - 1.0).collect();
+        let start: Vec<f32> = (0..301).map(|i| i as f32 * 0.01).collect();
+        let mut want = line.clone();
+        want.iter_mut().zip(&shift).for_each(|(v, &m)| *v -= m);
+        exp_in_place(&mut want);
+        let want_sum: Vec<f32> = start.iter().zip(&want).map(|(s, v)| s + v).collect();
+        let (mut got, mut sum) = (line, start);
+        exp_shifted_summed(&mut got, &shift, &mut sum);
+        assert_eq!(got, want);
+        assert_eq!(sum, want_sum);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! into the tiled bf16 operand of the weight-gradient product.
 
 use super::super::objective::Targets;
-use super::super::softmax_exp::exp_in_place;
+use super::super::softmax_exp::exp_shifted_summed;
 use super::kernel::{lhs_index, TILE_DEPTH};
 use super::layout::round_into;
 
@@ -71,15 +71,15 @@ fn loss_grad_plain(
     want_loss: bool,
 ) -> f64 {
     let k = bias.len();
-    for (line, &b) in g.chunks_exact_mut(stride).zip(bias) {
-        line[..n].iter_mut().for_each(|v| *v += b);
-    }
     let loss = match targets {
         Targets::Classes(labels) => {
-            cross_entropy_grad(g, (stride, n, k), labels, scratch, want_loss)
+            cross_entropy_grad(g, (stride, n, k), bias, labels, scratch, want_loss)
         }
         // One output: the class-major line is the row-major column.
-        Targets::Values(_) => targets.loss_grad_in_place(&mut g[..n], 1),
+        Targets::Values(_) => {
+            g[..n].iter_mut().for_each(|v| *v += bias[0]);
+            targets.loss_grad_in_place(&mut g[..n], 1)
+        }
     };
     line_sums(g, (stride, n), &mut gb[..k]);
     loss
@@ -103,55 +103,54 @@ fn line_sums(g: &[f32], (stride, n): (usize, usize), out: &mut [f32]) {
     }
 }
 
-/// Softmax cross-entropy over the `k` class lines; returns the mean row
-/// loss, summed in the order `ce_chunk_grad` uses.
+/// Softmax cross-entropy over the `k` class lines plus their bias; returns
+/// the mean row loss, summed in the order `ce_chunk_grad` uses. Three
+/// passes over the lines (bias and maxima; shifted exponentials and their
+/// sums; scaling and the label's subtraction), each element going through
+/// the same operations as in the row-major code.
 #[inline(always)]
 fn cross_entropy_grad(
     g: &mut [f32],
     (stride, n, k): (usize, usize, usize),
+    bias: &[f32],
     labels: &[u32],
     scratch: &mut RowScratch,
     want_loss: bool,
 ) -> f64 {
-    let lines = || 0..k;
+    let line_of = |c: usize| c * stride..c * stride + n;
     let max = &mut scratch.max;
     max.clear();
     max.resize(n, f32::NEG_INFINITY);
-    for c in lines() {
-        let line = &g[c * stride..c * stride + n];
-        max.iter_mut().zip(line).for_each(|(m, &v)| *m = m.max(v));
-    }
-    for c in lines() {
-        let line = &mut g[c * stride..c * stride + n];
-        line.iter_mut().zip(max.iter()).for_each(|(v, &m)| *v -= m);
+    for (c, &b) in bias.iter().enumerate().take(k) {
+        for (v, m) in g[line_of(c)].iter_mut().zip(max.iter_mut()) {
+            *v += b;
+            *m = m.max(*v);
+        }
     }
     let mut loss = 0.0f64;
     if want_loss {
         for (r, &y) in labels[..n].iter().enumerate() {
-            loss -= g[y as usize * stride + r] as f64;
+            loss -= (g[y as usize * stride + r] - max[r]) as f64;
         }
     }
     let sum = &mut scratch.sum;
     sum.clear();
     sum.resize(n, 0.0);
-    for c in lines() {
-        let line = &mut g[c * stride..c * stride + n];
-        exp_in_place(line);
-        sum.iter_mut().zip(line.iter()).for_each(|(s, &v)| *s += v);
+    for c in 0..k {
+        exp_shifted_summed(&mut g[line_of(c)], max, sum);
     }
     let scale = 1.0 / n as f32;
     if want_loss {
         loss = sum.iter().fold(loss, |acc, &s| acc + (s as f64).ln());
     }
     sum.iter_mut().for_each(|s| *s = scale / *s);
-    for c in lines() {
-        let line = &mut g[c * stride..c * stride + n];
-        line.iter_mut()
-            .zip(sum.iter())
-            .for_each(|(v, &inv)| *v *= inv);
-    }
-    for (r, &y) in labels[..n].iter().enumerate() {
-        g[y as usize * stride + r] -= scale;
+    for c in 0..k {
+        // `v - 0.0` is `v` (also for -0.0), so the label's subtraction can
+        // run on every lane and the loop stays branch-free.
+        for ((v, &inv), &y) in g[line_of(c)].iter_mut().zip(sum.iter()).zip(&labels[..n]) {
+            let label = if y as usize == c { scale } else { 0.0 };
+            *v = *v * inv - label;
+        }
     }
     loss / n as f64
 }
