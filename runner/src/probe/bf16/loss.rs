@@ -191,6 +191,17 @@ mod tests {
             .collect()
     }
 
+    /// Row-major scores of `k` classes as class lines `stride` apart.
+    fn class_major(z: &[f32], k: usize, stride: usize) -> Vec<f32> {
+        let mut lines = vec![0.0f32; k * stride];
+        for (r, row) in z.chunks_exact(k).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                lines[c * stride + r] = v;
+            }
+        }
+        lines
+    }
+
     #[test]
     fn class_major_gradient_is_the_row_major_one_bit_for_bit() {
         for (n, stride) in [(128, 128), (75, 80), (9, 16)] {
@@ -207,12 +218,7 @@ mod tests {
             let want_loss = targets.loss_grad_in_place(&mut want, k);
             let mut want_gb = vec![0.0; k];
             column_sums(&want, k, &mut want_gb);
-            let mut g = vec![0.0f32; k * stride];
-            for (r, row) in z.chunks_exact(k).enumerate() {
-                for (c, &v) in row.iter().enumerate() {
-                    g[c * stride + r] = v;
-                }
-            }
+            let mut g = class_major(&z, k, stride);
             let mut gb = vec![0.0; k];
             let loss = loss_grad(
                 &mut g,
@@ -245,12 +251,7 @@ mod tests {
         let (n, k, stride) = (50, 7, 64);
         let z = scores(n, k);
         let labels: Vec<u32> = (0..n).map(|r| (r * 3 % k) as u32).collect();
-        let mut lines = vec![0.0f32; k * stride];
-        for (r, row) in z.chunks_exact(k).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                lines[c * stride + r] = v;
-            }
-        }
+        let lines = class_major(&z, k, stride);
         let run = |want_loss| {
             let mut g = lines.clone();
             let mut gb = vec![0.0; k];

@@ -37,9 +37,8 @@ struct Bf16Probe {
     dz_t: Vec<u16>,
     /// dL/dW, [outputs16, d rounded up to 16].
     gw: Vec<f32>,
-    /// Seconds the last step took (the bank's threads take the longest
-    /// jobs first).
-    step_seconds: f64,
+    /// Its steps' seconds (the bank's threads take the longest jobs first).
+    time: JobTime,
     /// The last step's mean loss.
     loss: f64,
 }
@@ -58,7 +57,7 @@ impl Bf16Probe {
             rows_scratch: RowScratch::default(),
             dz_t: Vec::new(),
             gw: Vec::new(),
-            step_seconds: 0.0,
+            time: JobTime::default(),
             loss: 0.0,
         };
         probe.round_weights();
@@ -197,11 +196,8 @@ pub(crate) fn train_adam_bank_bf16(
     // at 32-403 columns).
     let lay_out_ahead = width >= WIDE_BATCH_COLUMNS || ranges.len() > 1;
     let rounded = p.rounded.as_slice();
-    let mut layout_seconds = 0.0;
+    let mut layout_time = JobTime::default();
     let started = Instant::now();
-    // Each job's seconds over the whole training (the probes', then the
-    // layouts'), for the debug log.
-    let mut busy = vec![0.0f64; ranges.len() + 1];
     let epoch_losses = bank_epochs(
         p.rows,
         ranges.len(),
@@ -222,33 +218,27 @@ pub(crate) fn train_adam_bank_bf16(
             if !next.is_empty() {
                 // The next batch is laid out by whichever thread is free
                 // first, beside the probes (not before the step).
-                jobs.push(StepJob::LayOut(spare, &next, &mut layout_seconds));
+                jobs.push(StepJob::LayOut(spare, &next, &mut layout_time));
             }
             run_longest_first(&mut jobs, StepJob::last_seconds, |job| {
                 let started = Instant::now();
                 match job {
                     StepJob::Probe(probe) => {
                         probe.loss = probe.step(backend, current, targets, s, last_epoch);
-                        probe.step_seconds = started.elapsed().as_secs_f64();
+                        probe.time.record(started);
                     }
-                    StepJob::LayOut(spare, next, seconds) => {
+                    StepJob::LayOut(spare, next, time) => {
                         spare.fill(rounded, p.cols, next);
-                        **seconds = started.elapsed().as_secs_f64();
+                        time.record(started);
                     }
                 }
             });
-            if !next.is_empty() {
-                busy[ranges.len()] += layout_seconds;
-            }
-            for (total, probe) in busy.iter_mut().zip(&probes) {
-                *total += probe.step_seconds;
-            }
             let losses = probes.iter().map(|probe| probe.loss).collect();
             layouts.advance((!next.is_empty()).then_some(next_start));
             losses
         },
     );
-    log_bank_times(ranges, &busy, started.elapsed().as_secs_f64());
+    log_bank_times(&probes, &layout_time, started.elapsed().as_secs_f64());
     probes
         .into_iter()
         .zip(epoch_losses)
@@ -262,35 +252,49 @@ pub(crate) fn train_adam_bank_bf16(
         .collect()
 }
 
+/// The seconds of a job of every step: the last one (the next step's
+/// order) and the total (the debug log).
+#[derive(Default)]
+struct JobTime {
+    last: f64,
+    total: f64,
+}
+
+impl JobTime {
+    fn record(&mut self, started: Instant) {
+        self.last = started.elapsed().as_secs_f64();
+        self.total += self.last;
+    }
+}
+
 /// How the bank's time was spent (`SIEVE_LOG=debug`): its wall time next to
 /// the seconds of each probe's steps and of the layouts ahead, whose sum
 /// over the threads is the ideal.
-fn log_bank_times(ranges: &[Range<usize>], busy: &[f64], wall: f64) {
-    let probes: Vec<String> = ranges
+fn log_bank_times(probes: &[Bf16Probe], layouts: &JobTime, wall: f64) {
+    let widths: Vec<String> = probes
         .iter()
-        .zip(busy)
-        .map(|(r, seconds)| format!("{}:{seconds:.3}", r.len()))
+        .map(|p| format!("{}:{:.3}", p.range.len(), p.time.total))
         .collect();
+    let jobs = probes.iter().map(|p| p.time.total).sum::<f64>() + layouts.total;
     tracing::debug!(
-        "bf16 bank: {wall:.3} s for jobs of {:.3} s (probes by width {}, layouts ahead {:.3})",
-        busy.iter().sum::<f64>(),
-        probes.join(" "),
-        busy.last().copied().unwrap_or(0.0)
+        "bf16 bank: {wall:.3} s for jobs of {jobs:.3} s (probes by width {}, layouts ahead {:.3})",
+        widths.join(" "),
+        layouts.total
     );
 }
 
 /// One job of a bank's step: a probe's step on the current batch, or the
-/// layout of the next batch (with the seconds it took last time).
+/// layout of the next batch (with its times).
 enum StepJob<'a> {
     Probe(&'a mut Bf16Probe),
-    LayOut(&'a mut BatchLayouts, &'a [u32], &'a mut f64),
+    LayOut(&'a mut BatchLayouts, &'a [u32], &'a mut JobTime),
 }
 
 impl StepJob<'_> {
     fn last_seconds(&self) -> f64 {
         match self {
-            StepJob::Probe(probe) => probe.step_seconds,
-            StepJob::LayOut(_, _, seconds) => **seconds,
+            StepJob::Probe(probe) => probe.time.last,
+            StepJob::LayOut(_, _, time) => time.last,
         }
     }
 }
