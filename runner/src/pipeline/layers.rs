@@ -6,7 +6,7 @@ use tracing::info;
 use super::extract::progress_bar;
 use super::probing::{Columns, ProbeBench, Score};
 use super::selection::select_layer;
-use crate::probe::TrainedProbe;
+use crate::probe::{bank_step_cost, TrainedProbe};
 
 /// Scores for hidden state `k`; a probe the plan skipped has no score.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -129,17 +129,17 @@ fn cumulative_range(k: usize, hidden: usize) -> std::ops::Range<usize> {
 }
 
 /// How many of the cumulative probes `ks` (ascending) fit beside the
-/// first bank's probes for free: a bank takes as long as its widest probe
-/// (the oracle) or its columns spread over the threads, whichever is more,
-/// so probes are added while the columns stay within threads x the widest.
+/// first bank's probes for free: while the bank's step, as its threads
+/// share it (see [`bank_step_cost`]), costs no more than its widest probe
+/// (the oracle) alone.
 fn spare_capacity(bank: &[std::ops::Range<usize>], ks: &[usize], hidden: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
-    let widest = bank.iter().map(|r| r.len()).max().unwrap_or(0);
-    let mut columns: usize = bank.iter().map(|r| r.len()).sum();
+    let mut widths: Vec<usize> = bank.iter().map(|r| r.len()).collect();
+    let alone = bank_step_cost(widths.iter().max().copied(), threads);
     ks.iter()
         .take_while(|&&k| {
-            columns += cumulative_range(k, hidden).len();
-            columns <= threads * widest
+            widths.push(cumulative_range(k, hidden).len());
+            bank_step_cost(widths.iter().copied(), threads) <= alone
         })
         .count()
 }

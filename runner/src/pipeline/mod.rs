@@ -32,7 +32,7 @@ use control::ControlSummary;
 use corpora::{encode_targets, read_splits, EncodedTargets, Splits};
 use extract::{Extraction, Extractor};
 use layers::{oracle_score, probe_layers, LayerPlan};
-use probing::{Columns, ProbeBench, Score};
+use probing::{Columns, HeldColumns, ProbeBench, Score};
 use saved::{results_fingerprint, SavedResults};
 use selection::SelectionRun;
 
@@ -217,6 +217,8 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
         loaded.spec.seed,
     )
     .with_in_memory_mb(loaded.spec.store.in_memory_mb);
+    let held = HeldColumns::default();
+    let bench = bench.with_held(&held);
     let fingerprint = results_fingerprint(loaded, &extraction.stored.manifest.key);
     let saved = if options.recompute {
         None

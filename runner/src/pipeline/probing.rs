@@ -2,7 +2,9 @@
 
 use anyhow::Result;
 
+use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -37,6 +39,23 @@ pub struct ProbeBench<'a> {
     /// Largest gathered matrix held in memory (bytes); larger ones are
     /// streamed from the store a block at a time (`store.in_memory_mb`).
     pub in_memory_bytes: usize,
+    /// Where columns gathered once are held for later gathers (see
+    /// [`ProbeBench::hold`]).
+    pub held: Option<&'a HeldColumns>,
+}
+
+/// Columns of the three splits gathered once and held in memory: the
+/// LayerSelector's layers, of which the clustering, the ranking and the
+/// top-N search each read a subset. Reading a subset from the held rows
+/// (as wide as the chosen layers) is cheaper than from the store's (as
+/// wide as every feature of the model).
+#[derive(Default)]
+pub struct HeldColumns(OnceLock<Held>);
+
+struct Held {
+    columns: Columns,
+    /// Train, dev and test, row-major.
+    splits: [Vec<f32>; 3],
 }
 
 /// Columns of a stored split, read a block of rows at a time.
@@ -82,7 +101,60 @@ impl<'a> ProbeBench<'a> {
             settings,
             seed,
             in_memory_bytes: DEFAULT_IN_MEMORY_MB << 20,
+            held: None,
         }
+    }
+
+    /// The same bench holding the columns [`ProbeBench::hold`] asks for in
+    /// `held`.
+    pub fn with_held(self, held: &'a HeldColumns) -> ProbeBench<'a> {
+        ProbeBench {
+            held: Some(held),
+            ..self
+        }
+    }
+
+    /// Gathers `columns` of the three splits and holds them for later
+    /// gathers, when the bench has a place for them (the first columns
+    /// asked for are kept) and they fit in memory.
+    pub fn hold(&self, columns: &Columns) -> Result<()> {
+        let Some(slot) = self.held else {
+            return Ok(());
+        };
+        let splits = [self.train, self.dev, self.test];
+        if slot.0.get().is_some() || !splits.iter().all(|s| self.fits_in_memory(s, columns)) {
+            return Ok(());
+        }
+        let [train, dev, test] = splits.map(|split| split.gather(columns));
+        let held = Held {
+            columns: columns.clone(),
+            splits: [train?, dev?, test?],
+        };
+        // Only this call fills the slot: no other thread holds the bench
+        // while the selection starts.
+        let _ = slot.0.set(held);
+        Ok(())
+    }
+
+    /// `columns` of every row of `split`: from the held columns when they
+    /// include them (borrowed when they are exactly these), else from the
+    /// store.
+    pub fn gather(&self, split: &StoredSplit, columns: &Columns) -> Result<Cow<'a, [f32]>> {
+        if let Some(held) = self.held.and_then(|slot| slot.0.get()) {
+            let which = [self.train, self.dev, self.test]
+                .iter()
+                .position(|s| std::ptr::eq(*s, split));
+            if let (Some(which), Some(positions)) = (which, columns.positions_in(&held.columns)) {
+                let matrix = &held.splits[which];
+                let width = held.columns.len();
+                let every_column = positions.len() == width && positions.iter().eq(0..width);
+                return Ok(match every_column {
+                    true => Cow::Borrowed(matrix.as_slice()),
+                    false => Cow::Owned(positions.gather(matrix, width)),
+                });
+            }
+        }
+        Ok(Cow::Owned(split.gather(columns)?))
     }
 
     /// The same bench with another in-memory limit (MiB).
@@ -120,7 +192,7 @@ impl<'a> ProbeBench<'a> {
     /// in memory).
     pub fn train(&self, columns: &Columns) -> Result<TrainedProbe> {
         let probe = if self.fits_in_memory(self.train, columns) {
-            let x = self.train.gather(columns)?;
+            let x = self.gather(self.train, columns)?;
             train_probe(
                 &x,
                 self.train.rows,
@@ -182,7 +254,7 @@ impl<'a> ProbeBench<'a> {
                 gathered: None,
             });
         }
-        let x = self.train.gather(base)?;
+        let x = self.gather(self.train, base)?;
         let input = BankInput::new(
             &x,
             (self.train.rows, base.len()),
@@ -192,9 +264,9 @@ impl<'a> ProbeBench<'a> {
             self.settings,
             self.seed,
         )?;
-        let held = |split: &StoredSplit| -> Result<Option<Vec<f32>>> {
+        let held = |split: &StoredSplit| -> Result<Option<Cow<'a, [f32]>>> {
             match self.fits_in_memory(split, base) {
-                true => Ok(Some(split.gather(base)?)),
+                true => Ok(Some(self.gather(split, base)?)),
                 false => Ok(None),
             }
         };
@@ -226,12 +298,13 @@ impl<'a> ProbeBench<'a> {
         labels: &[u32],
         columns: &Columns,
     ) -> Result<f64> {
-        let block = if self.fits_in_memory(split, columns) {
-            split.rows.max(1)
-        } else {
-            self.block_rows(columns.len())
-        };
         let mut predictions = Predictions::default();
+        if self.fits_in_memory(split, columns) {
+            let x = self.gather(split, columns)?;
+            predictions.add(self.task, probe, &x, split.rows);
+            return Ok(predictions.metric(self.task, labels, split));
+        }
+        let block = self.block_rows(columns.len());
         for start in (0..split.rows).step_by(block) {
             let rows = start..(start + block).min(split.rows);
             let len = rows.len();
@@ -295,8 +368,8 @@ pub struct ColumnBank<'b> {
 
 struct Gathered<'x> {
     input: BankInput<'x>,
-    dev: Option<Vec<f32>>,
-    test: Option<Vec<f32>>,
+    dev: Option<Cow<'x, [f32]>>,
+    test: Option<Cow<'x, [f32]>>,
 }
 
 impl ColumnBank<'_> {

@@ -15,7 +15,7 @@ use sieve_core::{
 use tracing::info;
 
 use crate::plugins::PluginRegistry;
-use crate::probe::{Task, TrainedProbe};
+use crate::probe::{Task, TrainedProbe, PROBE_FIXED_COLUMNS};
 use crate::spec::{SelectionSpec, SelectorStageSpec, TopNSpec};
 use crate::store::StoredSplit;
 
@@ -221,6 +221,10 @@ impl SelectionRun<'_> {
         };
         outcome.timings.layer_selector = started.elapsed().as_secs_f64();
         let mut columns: Vec<usize> = (0..(k + 1) * self.hidden).collect();
+        if self.spec.clustering.is_some() || self.spec.ranking.is_some() {
+            // Every later stage reads some of these columns.
+            self.bench.hold(&Columns::Range(0..columns.len()))?;
+        }
         let mut reference = layer_scores[k]
             .cumulative
             .context("the chosen layers' probe was not trained")?;
@@ -229,14 +233,18 @@ impl SelectionRun<'_> {
         if let Some(stage) = &self.spec.clustering {
             let t = Instant::now();
             let (kept, selection) = self.filter_columns(stage, &columns)?;
-            // The kept neurons' probe and the ranking of the same neurons
-            // do not depend on each other: each trains a probe narrow
-            // enough for one thread, so they run side by side. The
+            // The kept neurons' probe scores the clustering, and the
+            // elastic-net ranker asks for the same probe (see
+            // `SharedProbes`): it is trained first, on every thread (an
+            // asker waiting for it would hold a thread the probe's batch
+            // layouts could use).
+            let probe = self.kept_probe(&kept)?;
+            // Its scores and the ranking then run side by side. The
             // ranking's time is its own; the clustering's includes the
             // probe, however long the two overlapped.
             let (scored, ranking) = rayon::join(
                 || {
-                    let scored = self.score_filter(stage, &columns, &kept, selection);
+                    let scored = self.score_filter(stage, &columns, &kept, selection, probe);
                     (scored, t.elapsed().as_secs_f64())
                 },
                 || {
@@ -440,19 +448,24 @@ impl SelectionRun<'_> {
         Ok((kept, selection))
     }
 
-    /// The probe on a filter's kept columns, and the stage's result.
+    /// The probe on a filter's kept columns (trained once, see
+    /// [`SharedProbes`]).
+    fn kept_probe(&self, kept: &[usize]) -> Result<TrainedProbe> {
+        let columns = Columns::List(kept.to_vec());
+        self.shared_probes
+            .get_or_train(kept, || self.bench.train(&columns))
+    }
+
+    /// A filter's result, scored by the probe on its kept columns.
     fn score_filter(
         &self,
         stage: &SelectorStageSpec,
         columns: &[usize],
         kept: &[usize],
         selection: Selection,
+        probe: TrainedProbe,
     ) -> Result<FilterResult> {
-        let columns_kept = Columns::List(kept.to_vec());
-        let probe = self
-            .shared_probes
-            .get_or_train(kept, || self.bench.train(&columns_kept))?;
-        let (score, _) = self.bench.scored(probe, &columns_kept)?;
+        let (score, _) = self.bench.scored(probe, &Columns::List(kept.to_vec()))?;
         info!(
             "{}: {} of {} features kept, dev {:.4} test {:.4}",
             stage.selector.value,
@@ -568,22 +581,29 @@ impl SelectionRun<'_> {
 /// about its fixed per-step work (the softmax over every class, the
 /// update), so several cost little more than one. Every later wave costs
 /// at least as much as all the waves before it together (doubling, with
-/// [`PROBE_FIXED_COLUMNS`] as each probe's fixed cost): few waves, so
-/// little time is lost to waves' ends and their own batch layouts, while
-/// what is trained past the chosen N stays below what was needed to reach
-/// it. Every wave holds at least one candidate per thread. What is trained
-/// past the chosen N is thrown away: the result is the same as one by one.
+/// [`PROBE_FIXED_COLUMNS`] as each probe's fixed cost), so there are few
+/// waves and little time goes to waves' ends and their own batch layouts;
+/// but no more than needed to reach half of what remains, so that the
+/// widest candidates, which cost the most and are the least likely to be
+/// needed (the paper's choices keep 1-10% of the features), are not all
+/// trained on speculation. What is trained past the chosen N thus stays
+/// below both what was needed to reach it and what it saved. Every wave
+/// holds at least one candidate per thread (or what is left). What is
+/// trained past the chosen N is thrown away: the result is the same as one
+/// by one.
 fn search_groups(sizes: &[usize], threads: usize) -> Vec<&[usize]> {
     let cost = |n: usize| n + PROBE_FIXED_COLUMNS;
     let mut groups = Vec::new();
     let (mut start, mut spent) = (0, 0);
     while start < sizes.len() {
         let narrow = groups.is_empty();
+        let remaining: usize = sizes[start..].iter().map(|&n| cost(n)).sum();
+        let goal = spent.min(remaining / 2);
         let (mut end, mut columns, mut wave_cost) = (start, 0, 0);
         while end < sizes.len()
             && (end - start < threads
                 || (narrow && columns < NARROW_GROUP_COLUMNS * threads)
-                || (!narrow && wave_cost < spent))
+                || (!narrow && wave_cost < goal))
         {
             columns += sizes[end];
             wave_cost += cost(sizes[end]);
@@ -598,11 +618,6 @@ fn search_groups(sizes: &[usize], threads: usize) -> Vec<&[usize]> {
 
 /// Columns per thread under which the first wave takes one more candidate.
 const NARROW_GROUP_COLUMNS: usize = 64;
-
-/// A probe's fixed work per step, in columns' worth of work: measured on
-/// WSJ (42 classes, bf16), a bank's probe of n columns took about
-/// 0.027 s + 0.0002 s x n over its 10 epochs, so ~135 columns.
-const PROBE_FIXED_COLUMNS: usize = 128;
 
 fn matrix(data: &[f32], rows: usize, cols: usize) -> Result<MatrixView<'_>> {
     MatrixView::new(data, rows, cols).context("internal error: matrix shape")
@@ -653,18 +668,18 @@ enum RowSample {
 }
 
 impl RowSample {
-    fn of(
-        bench: &ProbeBench<'_>,
+    fn of<'a>(
+        bench: &ProbeBench<'a>,
         split: &StoredSplit,
         columns: &Columns,
-    ) -> Result<(Vec<f32>, RowSample)> {
+    ) -> Result<(std::borrow::Cow<'a, [f32]>, RowSample)> {
         if bench.fits_in_memory(split, columns) {
-            return Ok((split.gather(columns)?, RowSample::All));
+            return Ok((bench.gather(split, columns)?, RowSample::All));
         }
         let keep = (bench.in_memory_bytes / (4 * columns.len().max(1))).max(1);
         let rows: Vec<usize> = (0..keep).map(|i| i * split.rows / keep).collect();
         Ok((
-            split.gather_row_list(columns, &rows)?,
+            split.gather_row_list(columns, &rows)?.into(),
             RowSample::Rows(rows),
         ))
     }
@@ -706,7 +721,7 @@ mod tests {
     }
 
     #[test]
-    fn search_groups_bundle_narrow_candidates_then_double() {
+    fn search_groups_bundle_narrow_candidates_then_double_up_to_half_the_rest() {
         let wsj = [
             2, 5, 8, 10, 13, 26, 53, 80, 107, 134, 161, 188, 215, 241, 268, 403, 537,
         ];
@@ -714,19 +729,31 @@ mod tests {
         assert_eq!(groups[0], &[2, 5, 8, 10, 13, 26, 53, 80]);
         // 197 columns + 8 x 128 = 1,221 before; 107..215 cost 1,445.
         assert_eq!(groups[1], &[107, 134, 161, 188, 215]);
-        assert_eq!(groups[2], &[241, 268, 403, 537]);
+        // 2,666 before, but 241..537 cost 1,961: half of it is reached at
+        // 403, and 537 waits for its own wave.
+        assert_eq!(groups[2], &[241, 268, 403]);
+        assert_eq!(groups[3], &[537]);
         assert_eq!(groups.concat(), wsj, "every candidate once, in order");
         // One thread: narrow ones still bundled, then doubling.
         let single = search_groups(&wsj, 1);
         assert_eq!(single[0], &[2, 5, 8, 10, 13, 26]);
         assert_eq!(single[1], &[53, 80, 107, 134]);
-        // Each later wave costs at least all the earlier ones (or is the rest).
+        // Each later wave costs at least all the earlier ones or half of
+        // what remains, whichever is less (or is the rest), and the first
+        // candidate past that goal is not in it.
         let cost = |g: &[usize]| g.iter().map(|&n| n + PROBE_FIXED_COLUMNS).sum::<usize>();
-        for (i, wave) in groups.iter().enumerate().skip(1) {
-            let before: usize = groups[..i].iter().map(|g| cost(g)).sum();
-            let last = i + 1 == groups.len();
-            assert!(last || cost(wave) >= before, "wave {i}: {wave:?}");
-            assert!(wave.len() >= 2, "one candidate per thread at least");
+        for threads in [1, 2, 3] {
+            let groups = search_groups(&wsj, threads);
+            for (i, wave) in groups.iter().enumerate().skip(1) {
+                let before: usize = groups[..i].iter().map(|g| cost(g)).sum();
+                let rest: usize = groups[i..].iter().map(|g| cost(g)).sum();
+                let goal = before.min(rest / 2);
+                let last = i + 1 == groups.len();
+                assert!(last || cost(wave) >= goal, "{threads} threads, wave {i}: {wave:?}");
+                let short = cost(&wave[..wave.len() - 1]);
+                assert!(wave.len() <= threads || short < goal, "wave {i} too long: {wave:?}");
+                assert!(last || wave.len() >= threads, "one candidate per thread at least");
+            }
         }
         // Few candidates: one wave per thread's worth.
         assert_eq!(

@@ -13,6 +13,7 @@
 //! CPU tensors.
 
 mod bank;
+mod bank_cost;
 mod bf16;
 mod data;
 mod error;
@@ -33,6 +34,7 @@ mod streamed;
 mod tests;
 
 pub use bank::BankInput;
+pub use bank_cost::{bank_step_cost, probe_cost, PROBE_FIXED_COLUMNS};
 pub use error::ProbeError;
 pub use metrics::{
     accuracy, macro_f1, majority_baseline, majority_class, matthews, pearson, spearman,
