@@ -197,10 +197,12 @@ impl ColumnAcc {
 
     fn add_block(mut self, block: &[f32], cols: usize) -> Self {
         for row in block.chunks_exact(cols) {
-            for (j, &v) in row.iter().enumerate() {
-                self.sum[j] += v as f64;
-                self.min[j] = self.min[j].min(v);
-                self.max[j] = self.max[j].max(v);
+            // Zipped, not indexed, so that the loop vectorises.
+            let extremes = self.min.iter_mut().zip(self.max.iter_mut());
+            for ((&v, sum), (min, max)) in row.iter().zip(self.sum.iter_mut()).zip(extremes) {
+                *sum += v as f64;
+                *min = min.min(v);
+                *max = max.max(v);
             }
         }
         self
@@ -308,8 +310,11 @@ pub(crate) fn map_standardized<T: Copy + Default + Send>(
         .zip(x.par_chunks(ROW_BLOCK * cols))
         .for_each(|(o, i)| {
             for (orow, irow) in o.chunks_exact_mut(cols).zip(i.chunks_exact(cols)) {
-                for j in 0..cols {
-                    orow[j] = map((irow[j] - mean[j]) * inv[j]);
+                // Zipped, not indexed: no bounds checks, so the loop
+                // vectorises (indexed, it ran one value at a time).
+                let scales = mean.iter().zip(&inv);
+                for ((out, &v), (&m, &inv)) in orow.iter_mut().zip(irow).zip(scales) {
+                    *out = map((v - m) * inv);
                 }
             }
         });
