@@ -254,9 +254,9 @@ impl<'a> ProbeBench<'a> {
                 gathered: None,
             });
         }
-        let t0 = std::time::Instant::now();
+        let started = std::time::Instant::now();
         let x = self.gather(self.train, base)?;
-        let t1 = t0.elapsed().as_secs_f64();
+        let gathered = started.elapsed().as_secs_f64();
         let input = BankInput::new(
             &x,
             (self.train.rows, base.len()),
@@ -272,13 +272,19 @@ impl<'a> ProbeBench<'a> {
                 false => Ok(None),
             }
         };
-        let t2 = t0.elapsed().as_secs_f64();
+        let prepared = started.elapsed().as_secs_f64();
         let gathered = Gathered {
             input,
             dev: held(self.dev)?,
             test: held(self.test)?,
         };
-        tracing::debug!("bank prep {} cols: gather {t1:.3} prepare {:.3} dev/test {:.3}", base.len(), t2 - t1, t0.elapsed().as_secs_f64() - t2);
+        tracing::debug!(
+            "bank of {} columns: {gathered:.3} s gathering train, {:.3} s preparing it, {:.3} s \
+             gathering dev and test",
+            base.len(),
+            prepared - gathered,
+            started.elapsed().as_secs_f64() - prepared
+        );
         f(&ColumnBank {
             bench: self,
             base,
