@@ -256,7 +256,7 @@ impl<'a> ProbeBench<'a> {
         }
         let started = std::time::Instant::now();
         let x = self.gather(self.train, base)?;
-        let gathered = started.elapsed().as_secs_f64();
+        let train_seconds = started.elapsed().as_secs_f64();
         let input = BankInput::new(
             &x,
             (self.train.rows, base.len()),
@@ -279,10 +279,10 @@ impl<'a> ProbeBench<'a> {
             test: held(self.test)?,
         };
         tracing::debug!(
-            "bank of {} columns: {gathered:.3} s gathering train, {:.3} s preparing it, {:.3} s \
+            "bank of {} columns: {train_seconds:.3} s gathering train, {:.3} s preparing it, {:.3} s \
              gathering dev and test",
             base.len(),
-            prepared - gathered,
+            prepared - train_seconds,
             started.elapsed().as_secs_f64() - prepared
         );
         f(&ColumnBank {
