@@ -353,7 +353,7 @@ impl BatchOrder {
 }
 
 /// The targets of `rows`, copied into the reusable `labels` or `values`.
-fn gather_targets<'s>(
+pub(crate) fn gather_targets<'s>(
     rows: &[u32],
     all_targets: Targets<'_>,
     labels: &'s mut Vec<u32>,

@@ -906,6 +906,43 @@ fn banks_from_one_prepared_matrix_equal_probes_trained_one_by_one() {
     }
 }
 
+/// On several threads a bf16 bank's probes step on their own (see
+/// `bf16::free_running`): whatever the number of threads, and so whatever
+/// ran where and how far apart the probes drifted, every probe, its last
+/// epoch's loss included, is the step-by-step bank's (one thread).
+#[test]
+fn a_free_running_bf16_bank_equals_the_step_by_step_bank_on_any_threads() {
+    let cols = 96;
+    // 301 rows: a short last batch; 10 batches per epoch and 3 epochs wrap
+    // the ring of layouts many times.
+    let (x, y) = blobs(301, cols, 5, 1.0, 17);
+    let ranges = [0..96, 0..32, 0..96, 32..96, 0..64, 64..70];
+    let s = bf16(ProbeSettings {
+        epochs: 3,
+        standardize: true,
+        ..adam_fast()
+    });
+    let train_on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            train_probe_bank(&x, 301, cols, &y, &[], classification(5), &s, 3, &ranges).unwrap()
+        })
+    };
+    let step_by_step = train_on(1);
+    for threads in [2, 3, 5] {
+        let free_running = train_on(threads);
+        for ((a, b), r) in free_running.iter().zip(&step_by_step).zip(&ranges) {
+            let what = format!("range {r:?} on {threads} threads");
+            assert_eq!(bits(&a.weights), bits(&b.weights), "{what}");
+            assert_eq!(bits(&a.bias), bits(&b.bias), "{what}");
+            assert_eq!(a.solver_note, b.solver_note, "{what}: the last epoch's loss");
+        }
+    }
+}
+
 #[test]
 fn bf16_is_refused_where_it_does_not_apply() {
     for s in [

@@ -11,7 +11,9 @@
 //! - `layout`: rounding and the padded batch layouts the tiles read;
 //! - `loss`: the softmax and its gradient on the class-major scores;
 //! - `problem`: the training matrix checked, standardised and rounded;
-//! - `solver`: the Adam bank on top of them.
+//! - `solver`: the Adam bank on top of them;
+//! - `free_running`: the bank's probes stepping on their own, on every
+//!   thread.
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
@@ -31,6 +33,7 @@ mod amx {
         unreachable!("AMX is never available off x86-64")
     }
 }
+mod free_running;
 mod kernel;
 mod layout;
 mod loss;

@@ -17,12 +17,13 @@ use super::super::solver_adam::{bank_epochs, finish, AdamState, BatchOrder};
 use super::kernel::{matmul_bf16, Backend, Operand, TILE_DEPTH, TILE_ROWS};
 use super::layout::{round_row_into_tiles, round_up, BatchLayouts, WIDE_BATCH_COLUMNS};
 use super::loss::{loss_grad, round_gradient_into_tiles, RowScratch};
+use super::free_running::{train_free_running, BankData};
 use super::problem::RoundedProblem;
 
 /// One probe of the bank: its f32 Adam state and its bf16 buffers.
-struct Bf16Probe {
+pub(super) struct Bf16Probe {
     adam: AdamState,
-    range: Range<usize>,
+    pub(super) range: Range<usize>,
     /// Outputs rounded up to whole tiles (45 classes -> 48).
     outputs16: usize,
     /// The weights in bf16, [outputs16, depth], zero outside [k, d].
@@ -38,7 +39,7 @@ struct Bf16Probe {
     /// dL/dW, [outputs16, d rounded up to 16].
     gw: Vec<f32>,
     /// Its steps' seconds (the bank's threads take the longest jobs first).
-    time: JobTime,
+    pub(super) time: JobTime,
     /// The last step's mean loss.
     loss: f64,
 }
@@ -73,7 +74,7 @@ impl Bf16Probe {
 
     /// One mini-batch step on the laid-out batch; returns its mean loss
     /// (0 unless `want_loss`).
-    fn step(
+    pub(super) fn step(
         &mut self,
         backend: Backend,
         batch: &BatchLayouts,
@@ -184,6 +185,22 @@ pub(crate) fn train_adam_bank_bf16(
         })
         .collect();
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
+    if ranges.len() > 1 && rayon::current_num_threads() > 1 {
+        let data = BankData {
+            rounded: &p.rounded,
+            cols: p.cols,
+            rows: p.rows,
+            targets: p.targets,
+        };
+        let started = Instant::now();
+        let (trained, layouts) = train_free_running(probes, &data, s, &mut order, backend);
+        let probes: Vec<&Bf16Probe> = trained.iter().map(|(p, _)| p).collect();
+        log_bank_times(&probes, &layouts, started.elapsed().as_secs_f64());
+        return trained
+            .into_iter()
+            .map(|(probe, loss)| finished(probe, s, loss, backend))
+            .collect();
+    }
     // Only the columns some probe reads are laid out (a search group reads
     // a prefix of its matrix).
     let width = ranges.iter().map(|r| r.end).max().unwrap_or(0);
@@ -238,30 +255,39 @@ pub(crate) fn train_adam_bank_bf16(
             losses
         },
     );
-    log_bank_times(&probes, &layout_time, started.elapsed().as_secs_f64());
+    let views: Vec<&Bf16Probe> = probes.iter().collect();
+    log_bank_times(&views, &layout_time, started.elapsed().as_secs_f64());
     probes
         .into_iter()
         .zip(epoch_losses)
-        .map(|(probe, loss)| {
-            let mut fitted = finish(probe.adam.w, probe.adam.bias, s, loss)?;
-            fitted
-                .note
-                .push_str(&format!(" precision=bf16 ({})", backend.name()));
-            Ok(fitted)
-        })
+        .map(|(probe, loss)| finished(probe, s, loss, backend))
         .collect()
+}
+
+/// A trained probe's weights and note.
+fn finished(
+    probe: Bf16Probe,
+    s: &ProbeSettings,
+    loss: f64,
+    backend: Backend,
+) -> Result<Fitted, ProbeError> {
+    let mut fitted = finish(probe.adam.w, probe.adam.bias, s, loss)?;
+    fitted
+        .note
+        .push_str(&format!(" precision=bf16 ({})", backend.name()));
+    Ok(fitted)
 }
 
 /// The seconds of a job of every step: the last one (the next step's
 /// order) and the total (the debug log).
 #[derive(Default)]
-struct JobTime {
+pub(super) struct JobTime {
     last: f64,
     total: f64,
 }
 
 impl JobTime {
-    fn record(&mut self, started: Instant) {
+    pub(super) fn record(&mut self, started: Instant) {
         self.last = started.elapsed().as_secs_f64();
         self.total += self.last;
     }
@@ -270,7 +296,7 @@ impl JobTime {
 /// How the bank's time was spent (`SIEVE_LOG=debug`): its wall time next to
 /// the seconds of each probe's steps and of the layouts ahead, whose sum
 /// over the threads is the ideal.
-fn log_bank_times(probes: &[Bf16Probe], layouts: &JobTime, wall: f64) {
+fn log_bank_times(probes: &[&Bf16Probe], layouts: &JobTime, wall: f64) {
     let widths: Vec<String> = probes
         .iter()
         .map(|p| format!("{}:{:.3}", p.range.len(), p.time.total))
