@@ -749,10 +749,19 @@ mod tests {
                 let rest: usize = groups[i..].iter().map(|g| cost(g)).sum();
                 let goal = before.min(rest / 2);
                 let last = i + 1 == groups.len();
-                assert!(last || cost(wave) >= goal, "{threads} threads, wave {i}: {wave:?}");
+                assert!(
+                    last || cost(wave) >= goal,
+                    "{threads} threads, wave {i}: {wave:?}"
+                );
                 let short = cost(&wave[..wave.len() - 1]);
-                assert!(wave.len() <= threads || short < goal, "wave {i} too long: {wave:?}");
-                assert!(last || wave.len() >= threads, "one candidate per thread at least");
+                assert!(
+                    wave.len() <= threads || short < goal,
+                    "wave {i} too long: {wave:?}"
+                );
+                assert!(
+                    last || wave.len() >= threads,
+                    "one candidate per thread at least"
+                );
             }
         }
         // Few candidates: one wave per thread's worth.

@@ -12,22 +12,15 @@ pub fn probe_cost(columns: usize) -> usize {
 }
 
 /// One step of a bank whose probes have `widths` columns, on `threads`
-/// threads that each take the longest step not yet started (as the bank
-/// does, see `longest_first`): the most work one thread ends up with. A
-/// probe's step runs on one thread, so a bank costs at least its widest
-/// probe, and probes that do not pack evenly cost more than their columns
-/// over the threads.
+/// threads. The probes step on their own, each thread taking whatever is
+/// ready (see `bf16::free_running`), so a bank costs its probes' work
+/// spread evenly over the threads, or its widest probe where that is more
+/// (a probe's step runs on one thread).
 pub fn bank_step_cost(widths: impl IntoIterator<Item = usize>, threads: usize) -> usize {
-    let mut costs: Vec<usize> = widths.into_iter().map(probe_cost).collect();
-    costs.sort_unstable_by(|a, b| b.cmp(a));
-    let mut loads = vec![0usize; threads.max(1)];
-    for cost in costs {
-        // The least loaded thread takes the next longest step.
-        if let Some(load) = loads.iter_mut().min() {
-            *load += cost;
-        }
-    }
-    loads.into_iter().max().unwrap_or(0)
+    let costs: Vec<usize> = widths.into_iter().map(probe_cost).collect();
+    let widest = costs.iter().max().copied().unwrap_or(0);
+    let total: usize = costs.iter().sum();
+    widest.max(total.div_ceil(threads.max(1)))
 }
 
 #[cfg(test)]
@@ -35,7 +28,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bank_costs_its_widest_probe_or_its_packing() {
+    fn a_bank_costs_its_widest_probe_or_its_share_per_thread() {
         let fixed = PROBE_FIXED_COLUMNS;
         assert_eq!(bank_step_cost([], 2), 0);
         assert_eq!(bank_step_cost([100], 2), 100 + fixed);
@@ -43,11 +36,13 @@ mod tests {
         assert_eq!(bank_step_cost([100, 100], 2), 100 + fixed);
         // One thread does everything.
         assert_eq!(bank_step_cost([100, 50, 10], 1), 160 + 3 * fixed);
-        // Longest first: 1000 | 600, 500 joins the 600, 300 the 1000.
+        // The work spread over two threads is more than the widest probe.
         assert_eq!(
             bank_step_cost([300, 500, 1000, 600], 2),
-            (1000 + fixed) + (300 + fixed)
+            (2400 + 4 * fixed) / 2
         );
+        // One wide probe outweighs the rest: the bank waits for it.
+        assert_eq!(bank_step_cost([2000, 10, 10], 2), 2000 + fixed);
         // More threads than probes: the widest alone.
         assert_eq!(bank_step_cost([7, 9], 8), 9 + fixed);
     }

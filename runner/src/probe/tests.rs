@@ -938,7 +938,10 @@ fn a_free_running_bf16_bank_equals_the_step_by_step_bank_on_any_threads() {
             let what = format!("range {r:?} on {threads} threads");
             assert_eq!(bits(&a.weights), bits(&b.weights), "{what}");
             assert_eq!(bits(&a.bias), bits(&b.bias), "{what}");
-            assert_eq!(a.solver_note, b.solver_note, "{what}: the last epoch's loss");
+            assert_eq!(
+                a.solver_note, b.solver_note,
+                "{what}: the last epoch's loss"
+            );
         }
     }
 }

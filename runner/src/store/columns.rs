@@ -42,11 +42,8 @@ impl Columns {
             (Columns::Range(r), Columns::Range(h)) => (h.start <= r.start && r.end <= h.end)
                 .then(|| Columns::Range(r.start - h.start..r.end - h.start)),
             _ => {
-                let position: std::collections::HashMap<usize, usize> = held
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c, i))
-                    .collect();
+                let position: std::collections::HashMap<usize, usize> =
+                    held.iter().enumerate().map(|(i, c)| (c, i)).collect();
                 self.iter()
                     .map(|c| position.get(&c).copied())
                     .collect::<Option<Vec<usize>>>()
@@ -61,7 +58,10 @@ impl Columns {
             Columns::Range(r) => (Some(r.clone()), None),
             Columns::List(l) => (None, Some(l.iter().copied())),
         };
-        range.into_iter().flatten().chain(list.into_iter().flatten())
+        range
+            .into_iter()
+            .flatten()
+            .chain(list.into_iter().flatten())
     }
 
     /// Copies these columns of a row-major matrix into a new one.
@@ -106,9 +106,13 @@ mod tests {
     #[test]
     fn positions_in_held_columns_name_where_each_column_sits() {
         let held = Columns::Range(10..20);
-        let at = |c: Columns, held: &Columns| c.positions_in(held).map(|p| p.iter().collect::<Vec<_>>());
+        let at =
+            |c: Columns, held: &Columns| c.positions_in(held).map(|p| p.iter().collect::<Vec<_>>());
         assert_eq!(at(Columns::Range(12..15), &held), Some(vec![2, 3, 4]));
-        assert_eq!(at(Columns::List(vec![19, 10, 14]), &held), Some(vec![9, 0, 4]));
+        assert_eq!(
+            at(Columns::List(vec![19, 10, 14]), &held),
+            Some(vec![9, 0, 4])
+        );
         assert_eq!(at(Columns::Range(15..21), &held), None, "21 is not held");
         assert_eq!(at(Columns::List(vec![11, 9]), &held), None, "9 is not held");
         assert_eq!(at(Columns::Range(3..3), &held), Some(vec![]));

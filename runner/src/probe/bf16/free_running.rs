@@ -200,7 +200,11 @@ impl FreeRunningBank<'_> {
                 idle = 0;
                 continue;
             }
-            if self.runners.iter().all(|r| r.next.load(Ordering::Acquire) >= steps) {
+            if self
+                .runners
+                .iter()
+                .all(|r| r.next.load(Ordering::Acquire) >= steps)
+            {
                 return;
             }
             // Another thread holds what comes next; it takes microseconds.

@@ -298,11 +298,21 @@ mod tests {
         // Magnitudes from 1e-4 to 1e4, so that any other order of the
         // additions would change the sums' last bits.
         let value = |i: usize| ((i * 7919 % 1013) as f32 - 506.0) * 10f32.powi((i % 9) as i32 - 4);
-        for (lines, k, n) in [(48, 42, 128usize), (48, 42, 75), (48, 48, 9), (32, 17, 1), (45, 45, 33)] {
+        for (lines, k, n) in [
+            (48, 42, 128usize),
+            (48, 42, 75),
+            (48, 48, 9),
+            (32, 17, 1),
+            (45, 45, 33),
+        ] {
             let stride = n.div_ceil(16) * 16;
             let g: Vec<f32> = (0..lines * stride).map(value).collect();
             let want: Vec<f32> = (0..k)
-                .map(|c| g[c * stride..c * stride + n].iter().fold(0.0, |a, &v| a + v))
+                .map(|c| {
+                    g[c * stride..c * stride + n]
+                        .iter()
+                        .fold(0.0, |a, &v| a + v)
+                })
                 .collect();
             let (mut got, mut scalar) = (vec![0.0; k], vec![0.0; k]);
             line_sums(&g, (stride, n), &mut got);

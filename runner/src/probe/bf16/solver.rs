@@ -14,10 +14,10 @@ use super::super::model::Fitted;
 use super::super::objective::Targets;
 use super::super::settings::ProbeSettings;
 use super::super::solver_adam::{bank_epochs, finish, AdamState, BatchOrder};
+use super::free_running::{train_free_running, BankData};
 use super::kernel::{matmul_bf16, Backend, Operand, TILE_DEPTH, TILE_ROWS};
 use super::layout::{round_row_into_tiles, round_up, BatchLayouts, WIDE_BATCH_COLUMNS};
 use super::loss::{loss_grad, round_gradient_into_tiles, RowScratch};
-use super::free_running::{train_free_running, BankData};
 use super::problem::RoundedProblem;
 
 /// One probe of the bank: its f32 Adam state and its bf16 buffers.
@@ -154,8 +154,9 @@ fn warn_once_without_tiles(backend: Backend) {
 
 /// Trains one probe per column range of `p.x` with bf16 products over the
 /// same mini-batches, as `solver_adam::train_adam_bank` does in f32: each
-/// batch is laid out once and the probes step on their columns in
-/// parallel. `init` (one range only) replaces torch's init.
+/// batch is laid out once and every probe steps on its columns (on several
+/// threads each probe on its own, see `free_running`). `init` (one range
+/// only) replaces torch's init.
 pub(crate) fn train_adam_bank_bf16(
     p: &RoundedProblem<'_>,
     ranges: &[Range<usize>],
@@ -185,6 +186,8 @@ pub(crate) fn train_adam_bank_bf16(
         })
         .collect();
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
+    // Several probes on several threads step on their own; one probe, or
+    // one thread, steps batch by batch below.
     if ranges.len() > 1 && rayon::current_num_threads() > 1 {
         let data = BankData {
             rounded: &p.rounded,
@@ -205,13 +208,11 @@ pub(crate) fn train_adam_bank_bf16(
     // a prefix of its matrix).
     let width = ranges.iter().map(|r| r.end).max().unwrap_or(0);
     let mut layouts = AheadLayouts::new(width, s.batch_size.min(p.rows.max(1)));
-    // The next batch is laid out during the step when that is cheap: the
-    // batch is wide, or several probes already wake every thread each step
-    // (the top-N groups: their search ran ~9% faster). One narrow probe
-    // alone waits for its layout instead, since waking a thread each step
-    // to lay out a narrow batch costs more than it saves (`probe_speed`
-    // at 32-403 columns).
-    let lay_out_ahead = width >= WIDE_BATCH_COLUMNS || ranges.len() > 1;
+    // A wide batch is laid out during the step, on another thread. A
+    // narrow probe waits for its layout instead, since waking a thread each
+    // step to lay out a narrow batch costs more than it saves
+    // (`probe_speed` at 32-403 columns; the 539-column WSJ probe as well).
+    let lay_out_ahead = width >= WIDE_BATCH_COLUMNS;
     let rounded = p.rounded.as_slice();
     let mut layout_time = JobTime::default();
     let started = Instant::now();
