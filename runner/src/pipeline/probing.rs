@@ -58,6 +58,22 @@ struct Held {
     splits: [Vec<f32>; 3],
 }
 
+impl Held {
+    /// `columns` of split `which` (0 train, 1 dev, 2 test) when they are
+    /// all held: the held matrix itself when they are exactly the held
+    /// columns, else a copy.
+    fn columns_of(&self, which: usize, columns: &Columns) -> Option<Cow<'_, [f32]>> {
+        let positions = columns.positions_in(&self.columns)?;
+        let matrix = &self.splits[which];
+        let width = self.columns.len();
+        let every_column = positions.len() == width && positions.iter().eq(0..width);
+        Some(match every_column {
+            true => Cow::Borrowed(matrix.as_slice()),
+            false => Cow::Owned(positions.gather(matrix, width)),
+        })
+    }
+}
+
 /// Columns of a stored split, read a block of rows at a time.
 struct SplitColumns<'a> {
     split: &'a StoredSplit,
@@ -144,14 +160,8 @@ impl<'a> ProbeBench<'a> {
             let which = [self.train, self.dev, self.test]
                 .iter()
                 .position(|s| std::ptr::eq(*s, split));
-            if let (Some(which), Some(positions)) = (which, columns.positions_in(&held.columns)) {
-                let matrix = &held.splits[which];
-                let width = held.columns.len();
-                let every_column = positions.len() == width && positions.iter().eq(0..width);
-                return Ok(match every_column {
-                    true => Cow::Borrowed(matrix.as_slice()),
-                    false => Cow::Owned(positions.gather(matrix, width)),
-                });
+            if let Some(x) = which.and_then(|which| held.columns_of(which, columns)) {
+                return Ok(x);
             }
         }
         Ok(Cow::Owned(split.gather(columns)?))
@@ -430,5 +440,47 @@ impl ColumnBank<'_> {
         let mut predictions = Predictions::default();
         predictions.add(self.bench.task, probe, &x, split.rows);
         Ok(predictions.metric(self.bench.task, labels, split))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_columns_give_what_the_full_rows_give() {
+        // Three splits of 3, 2 and 4 rows of 25 columns; columns 10..20 held.
+        let full: Vec<Vec<f32>> = [3, 2, 4]
+            .iter()
+            .enumerate()
+            .map(|(s, &rows)| (0..rows * 25).map(|i| (s * 1000 + i) as f32).collect())
+            .collect();
+        let columns = Columns::Range(10..20);
+        let held = Held {
+            splits: [0, 1, 2].map(|s| columns.gather(&full[s], 25)),
+            columns,
+        };
+        for (which, full) in full.iter().enumerate() {
+            for wanted in [
+                Columns::List(vec![18, 11, 12]),
+                Columns::Range(12..15),
+                Columns::List((10..20).collect()),
+            ] {
+                let got = held.columns_of(which, &wanted).expect("held");
+                assert_eq!(
+                    *got,
+                    *wanted.gather(full, 25),
+                    "{wanted:?} of split {which}"
+                );
+            }
+            // Exactly the held columns: the held matrix itself, no copy.
+            let all = held.columns_of(which, &Columns::List((10..20).collect()));
+            assert!(matches!(all, Some(Cow::Borrowed(_))));
+            // Any column not held: the store has to be read.
+            assert!(held.columns_of(which, &Columns::Range(5..12)).is_none());
+            assert!(held
+                .columns_of(which, &Columns::List(vec![19, 20]))
+                .is_none());
+        }
     }
 }
