@@ -15,7 +15,7 @@
 //! the result is the same bits as the step-by-step bank, whichever thread
 //! ran which step.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -148,6 +148,7 @@ pub(super) fn train_free_running(
         settings: s,
         backend,
         next_layout: AtomicUsize::new(0),
+        stopped: AtomicBool::new(false),
         layout_time: Mutex::new(JobTime::default()),
     };
     let threads = rayon::current_num_threads().max(1);
@@ -187,15 +188,31 @@ struct FreeRunningBank<'a> {
     backend: Backend,
     /// The next step whose batch is to be laid out.
     next_layout: AtomicUsize,
+    /// Set when a thread panicked: the others return.
+    stopped: AtomicBool,
     layout_time: Mutex<JobTime>,
 }
 
 impl FreeRunningBank<'_> {
     /// Runs whatever is ready until every probe has taken every step.
     fn work(&self) {
+        // A thread that panics (a bug) stops the others, which would
+        // otherwise wait forever for its step; the scope then re-raises it.
+        struct StopOthersOnPanic<'s>(&'s AtomicBool);
+        impl Drop for StopOthersOnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+        }
+        let _guard = StopOthersOnPanic(&self.stopped);
         let steps = self.schedule.steps();
         let mut idle = 0u32;
         loop {
+            if self.stopped.load(Ordering::Acquire) {
+                return;
+            }
             if self.lay_out_next() || self.step_a_probe() {
                 idle = 0;
                 continue;
