@@ -16,7 +16,7 @@
 //! ran which step.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
 use super::super::objective::Targets;
@@ -46,6 +46,20 @@ struct Slot {
     step: AtomicUsize,
     pending: AtomicUsize,
     batch: RwLock<SlotBatch>,
+}
+
+impl Slot {
+    fn new(width: usize, batch_size: usize) -> Self {
+        Self {
+            step: AtomicUsize::new(EMPTY),
+            pending: AtomicUsize::new(0),
+            batch: RwLock::new(SlotBatch {
+                layouts: BatchLayouts::new(width, batch_size),
+                labels: Vec::new(),
+                values: Vec::new(),
+            }),
+        }
+    }
 }
 
 struct SlotBatch {
@@ -130,15 +144,7 @@ pub(super) fn train_free_running(
     // starts first.
     runners.sort_by_key(|r| std::cmp::Reverse(r.width));
     let ring: Vec<Slot> = (0..RING)
-        .map(|_| Slot {
-            step: AtomicUsize::new(EMPTY),
-            pending: AtomicUsize::new(0),
-            batch: RwLock::new(SlotBatch {
-                layouts: BatchLayouts::new(width, schedule.batch_size),
-                labels: Vec::new(),
-                values: Vec::new(),
-            }),
-        })
+        .map(|_| Slot::new(width, schedule.batch_size))
         .collect();
     let bank = FreeRunningBank {
         runners: &runners,
@@ -162,20 +168,25 @@ pub(super) fn train_free_running(
         .layout_time
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    let rows = data.rows as f64;
+    (results(runners, &schedule), layouts)
+}
+
+/// Each probe, back in the bank's order, with its mean loss over the last
+/// epoch (NaN without epochs, as the step-by-step bank gives).
+fn results(runners: Vec<Runner>, schedule: &Schedule) -> Vec<(Bf16Probe, f64)> {
     let mut done: Vec<(usize, Bf16Probe, f64)> = runners
         .into_iter()
         .map(|r| {
             let (probe, total) = r.probe.into_inner().unwrap_or_else(PoisonError::into_inner);
             let loss = match schedule.orders.is_empty() {
                 true => f64::NAN,
-                false => total / rows,
+                false => total / schedule.rows as f64,
             };
             (r.index, probe, loss)
         })
         .collect();
     done.sort_by_key(|(index, _, _)| *index);
-    (done.into_iter().map(|(_, p, l)| (p, l)).collect(), layouts)
+    done.into_iter().map(|(_, p, l)| (p, l)).collect()
 }
 
 /// The shared state of one free-running bank's threads.
@@ -278,12 +289,26 @@ impl FreeRunningBank<'_> {
     /// laid out and that no other thread is stepping; returns whether it
     /// did.
     fn step_a_probe(&self) -> bool {
+        let Some((step, runner, mut guard)) = self.claim_a_step() else {
+            return false;
+        };
+        let (probe, total) = &mut *guard;
+        self.take_step(step, probe, total);
+        runner.next.store(step + 1, Ordering::Release);
+        self.ring[step % RING]
+            .pending
+            .fetch_sub(1, Ordering::AcqRel);
+        true
+    }
+
+    /// The probe to step next, locked, with the step: furthest behind
+    /// first among those whose batch is laid out (the runners are widest
+    /// first, and the sort keeps that order among equals).
+    fn claim_a_step(&self) -> Option<(usize, &Runner, MutexGuard<'_, (Bf16Probe, f64)>)> {
         let steps = self.schedule.steps();
         let ready = |step: usize| {
             step < steps && self.ring[step % RING].step.load(Ordering::Acquire) == step
         };
-        // Furthest behind first; the runners are widest first, and the sort
-        // keeps that order among equals.
         let mut candidates: Vec<(usize, &Runner)> = self
             .runners
             .iter()
@@ -291,38 +316,37 @@ impl FreeRunningBank<'_> {
             .filter(|&(next, _)| ready(next))
             .collect();
         candidates.sort_by_key(|&(next, _)| next);
-        let Some((step, runner, mut guard)) = candidates.into_iter().find_map(|(step, runner)| {
+        candidates.into_iter().find_map(|(step, runner)| {
             let guard = runner.probe.try_lock().ok()?;
             // Another thread may have taken this step between the scan and
             // the lock.
             (runner.next.load(Ordering::Acquire) == step).then_some((step, runner, guard))
-        }) else {
-            return false;
-        };
-        let (probe, total) = &mut *guard;
-        let slot = &self.ring[step % RING];
+        })
+    }
+
+    /// Step `step` of `probe` on its laid-out batch, adding its loss to
+    /// `total` in the last epoch.
+    fn take_step(&self, step: usize, probe: &mut Bf16Probe, total: &mut f64) {
         let (rows, last_epoch) = self.schedule.batch(step);
-        {
-            let batch = slot.batch.read().unwrap_or_else(PoisonError::into_inner);
-            let targets = match self.data.targets {
-                Targets::Classes(_) => Targets::Classes(&batch.labels),
-                Targets::Values(_) => Targets::Values(&batch.values),
-            };
-            let started = Instant::now();
-            let loss = probe.step(
-                self.backend,
-                &batch.layouts,
-                targets,
-                self.settings,
-                last_epoch,
-            );
-            probe.time.record(started);
-            if last_epoch {
-                *total += loss * rows.len() as f64;
-            }
+        let batch = self.ring[step % RING]
+            .batch
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let targets = match self.data.targets {
+            Targets::Classes(_) => Targets::Classes(&batch.labels),
+            Targets::Values(_) => Targets::Values(&batch.values),
+        };
+        let started = Instant::now();
+        let loss = probe.step(
+            self.backend,
+            &batch.layouts,
+            targets,
+            self.settings,
+            last_epoch,
+        );
+        probe.time.record(started);
+        if last_epoch {
+            *total += loss * rows.len() as f64;
         }
-        runner.next.store(step + 1, Ordering::Release);
-        slot.pending.fetch_sub(1, Ordering::AcqRel);
-        true
     }
 }
