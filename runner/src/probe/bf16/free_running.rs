@@ -108,10 +108,13 @@ impl Schedule {
     }
 }
 
+/// A probe and its last epoch's summed loss.
+type ProbeAndLoss = (Bf16Probe, f64);
+
 /// A probe of the bank with its progress: the next step it takes (read by
 /// every thread choosing what to run) and its last epoch's summed loss.
 struct Runner {
-    probe: Mutex<(Bf16Probe, f64)>,
+    probe: Mutex<ProbeAndLoss>,
     next: AtomicUsize,
     width: usize,
     /// Its place in the bank's list of probes.
@@ -304,7 +307,7 @@ impl FreeRunningBank<'_> {
     /// The probe to step next, locked, with the step: furthest behind
     /// first among those whose batch is laid out (the runners are widest
     /// first, and the sort keeps that order among equals).
-    fn claim_a_step(&self) -> Option<(usize, &Runner, MutexGuard<'_, (Bf16Probe, f64)>)> {
+    fn claim_a_step(&self) -> Option<(usize, &Runner, MutexGuard<'_, ProbeAndLoss>)> {
         let steps = self.schedule.steps();
         let ready = |step: usize| {
             step < steps && self.ring[step % RING].step.load(Ordering::Acquire) == step
