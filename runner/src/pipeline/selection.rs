@@ -15,7 +15,7 @@ use sieve_core::{
 use tracing::info;
 
 use crate::plugins::PluginRegistry;
-use crate::probe::{Task, TrainedProbe, PROBE_FIXED_COLUMNS};
+use crate::probe::{probe_cost, Task, TrainedProbe};
 use crate::spec::{SelectionSpec, SelectorStageSpec, TopNSpec};
 use crate::store::StoredSplit;
 
@@ -581,7 +581,7 @@ impl SelectionRun<'_> {
 /// about its fixed per-step work (the softmax over every class, the
 /// update), so several cost little more than one. Every later wave costs
 /// at least as much as all the waves before it together (doubling, with
-/// [`PROBE_FIXED_COLUMNS`] as each probe's fixed cost), so there are few
+/// [`probe_cost`] counting each probe's fixed cost), so there are few
 /// waves and little time goes to waves' ends and their own batch layouts;
 /// but no more than needed to reach half of what remains, so that the
 /// widest candidates, which cost the most and are the least likely to be
@@ -592,12 +592,11 @@ impl SelectionRun<'_> {
 /// trained past the chosen N is thrown away: the result is the same as one
 /// by one.
 fn search_groups(sizes: &[usize], threads: usize) -> Vec<&[usize]> {
-    let cost = |n: usize| n + PROBE_FIXED_COLUMNS;
     let mut groups = Vec::new();
     let (mut start, mut spent) = (0, 0);
     while start < sizes.len() {
         let narrow = groups.is_empty();
-        let remaining: usize = sizes[start..].iter().map(|&n| cost(n)).sum();
+        let remaining: usize = sizes[start..].iter().map(|&n| probe_cost(n)).sum();
         let goal = spent.min(remaining / 2);
         let (mut end, mut columns, mut wave_cost) = (start, 0, 0);
         while end < sizes.len()
@@ -606,7 +605,7 @@ fn search_groups(sizes: &[usize], threads: usize) -> Vec<&[usize]> {
                 || (!narrow && wave_cost < goal))
         {
             columns += sizes[end];
-            wave_cost += cost(sizes[end]);
+            wave_cost += probe_cost(sizes[end]);
             end += 1;
         }
         groups.push(&sizes[start..end]);
@@ -741,7 +740,7 @@ mod tests {
         // Each later wave costs at least all the earlier ones or half of
         // what remains, whichever is less (or is the rest), and the first
         // candidate past that goal is not in it.
-        let cost = |g: &[usize]| g.iter().map(|&n| n + PROBE_FIXED_COLUMNS).sum::<usize>();
+        let cost = |g: &[usize]| g.iter().map(|&n| probe_cost(n)).sum::<usize>();
         for threads in [1, 2, 3] {
             let groups = search_groups(&wsj, threads);
             for (i, wave) in groups.iter().enumerate().skip(1) {

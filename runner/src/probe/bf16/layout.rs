@@ -237,6 +237,7 @@ fn transpose_pairs_scalar(rows: &[&[u16]], first: usize, tile: &mut [u16]) {
 mod simd {
     use std::arch::x86_64::*;
 
+    use super::super::transpose::transpose_16x16;
     use super::{row_pair_at, TILE, TILE_DEPTH, TILE_ROWS};
 
     #[target_feature(enable = "avx2")]
@@ -314,9 +315,8 @@ mod simd {
         }
     }
 
-    /// The 16 x 16 transpose of 32-bit pairs in registers: unpack 32- and
-    /// 64-bit elements inside 128-bit lanes, then two rounds of lane
-    /// shuffles. Same result as `transpose_pairs_scalar`.
+    /// One tile: the 16 rows' 32-bit pairs transposed in registers (see
+    /// `transpose_16x16`). Same result as `transpose_pairs_scalar`.
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
     pub(super) fn transpose_pairs(rows: &[&[u16]], first: usize, tile: &mut [u16]) {
@@ -334,36 +334,11 @@ mod simd {
                 *reg = unsafe { _mm512_maskz_loadu_epi16(mask, row.as_ptr().add(first).cast()) };
             }
         }
-        let mut t = [_mm512_setzero_si512(); TILE_ROWS];
-        for i in 0..8 {
-            t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-        }
-        let mut s = [_mm512_setzero_si512(); TILE_ROWS];
-        for g in 0..4 {
-            let (t0, t1, t2, t3) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
-            s[4 * g] = _mm512_unpacklo_epi64(t0, t2);
-            s[4 * g + 1] = _mm512_unpackhi_epi64(t0, t2);
-            s[4 * g + 2] = _mm512_unpacklo_epi64(t1, t3);
-            s[4 * g + 3] = _mm512_unpackhi_epi64(t1, t3);
-        }
-        // s[4g + c] holds pairs c, c + 4, c + 8, c + 12 of rows 4g..4g + 4.
-        for c in 0..4 {
-            let u0 = _mm512_shuffle_i32x4::<0x88>(s[c], s[4 + c]);
-            let u1 = _mm512_shuffle_i32x4::<0xDD>(s[c], s[4 + c]);
-            let u2 = _mm512_shuffle_i32x4::<0x88>(s[8 + c], s[12 + c]);
-            let u3 = _mm512_shuffle_i32x4::<0xDD>(s[8 + c], s[12 + c]);
-            let pairs = [
-                (c, _mm512_shuffle_i32x4::<0x88>(u0, u2)),
-                (c + 8, _mm512_shuffle_i32x4::<0xDD>(u0, u2)),
-                (c + 4, _mm512_shuffle_i32x4::<0x88>(u1, u3)),
-                (c + 12, _mm512_shuffle_i32x4::<0xDD>(u1, u3)),
-            ];
-            for (pair, v) in pairs {
-                let line = &mut tile[pair * TILE_DEPTH..(pair + 1) * TILE_DEPTH];
-                // SAFETY: `line` holds the 32 values (64 bytes) stored.
-                unsafe { _mm512_storeu_si512(line.as_mut_ptr().cast(), v) };
-            }
+        transpose_16x16(&mut r);
+        for (pair, v) in r.iter().enumerate() {
+            let line = &mut tile[pair * TILE_DEPTH..(pair + 1) * TILE_DEPTH];
+            // SAFETY: `line` holds the 32 values (64 bytes) stored.
+            unsafe { _mm512_storeu_si512(line.as_mut_ptr().cast(), *v) };
         }
     }
 }

@@ -118,8 +118,7 @@ fn line_sums_scalar(g: &[f32], (stride, n): (usize, usize), out: &mut [f32]) {
 mod simd {
     use std::arch::x86_64::*;
 
-    /// Lines in one block of the sums: one per lane.
-    const LANES: usize = 16;
+    use super::super::transpose::{transpose_16x16, LANES};
 
     /// `line_sums` sixteen lines at a time, each in its own lane: every
     /// 16 x 16 block of (line, row) is transposed in registers, then the
@@ -141,15 +140,16 @@ mod simd {
                 let first = block * LANES * stride;
                 let mut acc = _mm512_setzero_ps();
                 for r0 in (0..n).step_by(LANES) {
-                    let mut rows = [_mm512_setzero_ps(); LANES];
+                    let mut rows = [_mm512_setzero_si512(); LANES];
                     for (line, row) in rows.iter_mut().enumerate() {
                         // In bounds: the block's lines are held (checked
                         // above) and r0 + 16 <= stride.
-                        *row = _mm512_loadu_ps(g.as_ptr().add(first + line * stride + r0));
+                        let at = g.as_ptr().add(first + line * stride + r0);
+                        *row = _mm512_castps_si512(_mm512_loadu_ps(at));
                     }
-                    transpose(&mut rows);
+                    transpose_16x16(&mut rows);
                     for row in &rows[..LANES.min(n - r0)] {
-                        acc = _mm512_add_ps(acc, *row);
+                        acc = _mm512_add_ps(acc, _mm512_castsi512_ps(*row));
                     }
                 }
                 let mut all = [0.0f32; LANES];
@@ -160,36 +160,6 @@ mod simd {
         }
         if done < out.len() {
             super::line_sums_scalar(&g[done * stride..], (stride, n), &mut out[done..]);
-        }
-    }
-
-    /// `r[i]` lane `j` becomes `r[j]` lane `i`.
-    #[target_feature(enable = "avx512f")]
-    fn transpose(r: &mut [__m512; LANES]) {
-        let mut t = [_mm512_setzero_ps(); LANES];
-        for i in 0..8 {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        let pd = _mm512_castps_pd;
-        let ps = _mm512_castpd_ps;
-        for i in 0..4 {
-            let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
-            r[4 * i] = ps(_mm512_unpacklo_pd(pd(a), pd(c)));
-            r[4 * i + 1] = ps(_mm512_unpackhi_pd(pd(a), pd(c)));
-            r[4 * i + 2] = ps(_mm512_unpacklo_pd(pd(b), pd(d)));
-            r[4 * i + 3] = ps(_mm512_unpackhi_pd(pd(b), pd(d)));
-        }
-        for i in 0..2 {
-            for j in 0..4 {
-                let (a, b) = (r[8 * i + j], r[8 * i + j + 4]);
-                t[8 * i + j] = _mm512_shuffle_f32x4::<0x88>(a, b);
-                t[8 * i + j + 4] = _mm512_shuffle_f32x4::<0xdd>(a, b);
-            }
-        }
-        for j in 0..8 {
-            r[j] = _mm512_shuffle_f32x4::<0x88>(t[j], t[j + 8]);
-            r[j + 8] = _mm512_shuffle_f32x4::<0xdd>(t[j], t[j + 8]);
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - `layout`: rounding and the padded batch layouts the tiles read;
 //! - `loss`: the softmax and its gradient on the class-major scores;
 //! - `problem`: the training matrix checked, standardised and rounded;
+//! - `transpose`: the 16 x 16 register transpose the layout and the loss
+//!   share;
 //! - `solver`: the Adam bank on top of them;
 //! - `free_running`: the bank's probes stepping on their own, on every
 //!   thread.
@@ -39,6 +41,8 @@ mod layout;
 mod loss;
 mod problem;
 mod solver;
+#[cfg(target_arch = "x86_64")]
+mod transpose;
 
 pub(crate) use kernel::TILE_DEPTH;
 pub(crate) use problem::RoundedProblem;

@@ -178,7 +178,7 @@ pub(crate) fn train_adam_bank_bf16(
     }
     let backend = Backend::detect();
     warn_once_without_tiles(backend);
-    let mut probes: Vec<Bf16Probe> = ranges
+    let probes: Vec<Bf16Probe> = ranges
         .iter()
         .map(|r| {
             let adam = AdamState::new(p.outputs, r.len(), seed, init, 1);
@@ -186,27 +186,44 @@ pub(crate) fn train_adam_bank_bf16(
         })
         .collect();
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
+    let started = Instant::now();
     // Several probes on several threads step on their own; one probe, or
-    // one thread, steps batch by batch below.
-    if ranges.len() > 1 && rayon::current_num_threads() > 1 {
+    // one thread, steps batch by batch.
+    let (trained, layouts) = if ranges.len() > 1 && rayon::current_num_threads() > 1 {
         let data = BankData {
             rounded: &p.rounded,
             cols: p.cols,
             rows: p.rows,
             targets: p.targets,
         };
-        let started = Instant::now();
-        let (trained, layouts) = train_free_running(probes, &data, s, &mut order, backend);
-        let probes: Vec<&Bf16Probe> = trained.iter().map(|(p, _)| p).collect();
-        log_bank_times(&probes, &layouts, started.elapsed().as_secs_f64());
-        return trained
-            .into_iter()
-            .map(|(probe, loss)| finished(probe, s, loss, backend))
-            .collect();
-    }
+        train_free_running(probes, &data, s, &mut order, backend)
+    } else {
+        train_step_by_step(probes, p, s, &mut order, backend)
+    };
+    log_bank_times(&trained, &layouts, started.elapsed().as_secs_f64());
+    trained
+        .into_iter()
+        .map(|(probe, loss)| finished(probe, s, loss, backend))
+        .collect()
+}
+
+/// Trains `probes` one batch at a time: every probe takes its step on a
+/// batch before any takes the next; returns each probe with its mean loss
+/// over the last epoch, and the layouts' seconds.
+fn train_step_by_step(
+    mut probes: Vec<Bf16Probe>,
+    p: &RoundedProblem<'_>,
+    s: &ProbeSettings,
+    order: &mut BatchOrder,
+    backend: Backend,
+) -> (Vec<(Bf16Probe, f64)>, JobTime) {
     // Only the columns some probe reads are laid out (a search group reads
     // a prefix of its matrix).
-    let width = ranges.iter().map(|r| r.end).max().unwrap_or(0);
+    let width = probes
+        .iter()
+        .map(|probe| probe.range.end)
+        .max()
+        .unwrap_or(0);
     let mut layouts = AheadLayouts::new(width, s.batch_size.min(p.rows.max(1)));
     // A wide batch is laid out during the step, on another thread. A
     // narrow probe waits for its layout instead, since waking a thread each
@@ -215,12 +232,11 @@ pub(crate) fn train_adam_bank_bf16(
     let lay_out_ahead = width >= WIDE_BATCH_COLUMNS;
     let rounded = p.rounded.as_slice();
     let mut layout_time = JobTime::default();
-    let started = Instant::now();
     let epoch_losses = bank_epochs(
         p.rows,
-        ranges.len(),
+        probes.len(),
         s,
-        &mut order,
+        order,
         |order, start, len, last_epoch| {
             let next_start = start + len;
             let next = match lay_out_ahead {
@@ -256,13 +272,7 @@ pub(crate) fn train_adam_bank_bf16(
             losses
         },
     );
-    let views: Vec<&Bf16Probe> = probes.iter().collect();
-    log_bank_times(&views, &layout_time, started.elapsed().as_secs_f64());
-    probes
-        .into_iter()
-        .zip(epoch_losses)
-        .map(|(probe, loss)| finished(probe, s, loss, backend))
-        .collect()
+    (probes.into_iter().zip(epoch_losses).collect(), layout_time)
 }
 
 /// A trained probe's weights and note.
@@ -297,12 +307,12 @@ impl JobTime {
 /// How the bank's time was spent (`SIEVE_LOG=debug`): its wall time next to
 /// the seconds of each probe's steps and of the layouts ahead, whose sum
 /// over the threads is the ideal.
-fn log_bank_times(probes: &[&Bf16Probe], layouts: &JobTime, wall: f64) {
+fn log_bank_times(probes: &[(Bf16Probe, f64)], layouts: &JobTime, wall: f64) {
     let widths: Vec<String> = probes
         .iter()
-        .map(|p| format!("{}:{:.3}", p.range.len(), p.time.total))
+        .map(|(p, _)| format!("{}:{:.3}", p.range.len(), p.time.total))
         .collect();
-    let jobs = probes.iter().map(|p| p.time.total).sum::<f64>() + layouts.total;
+    let jobs = probes.iter().map(|(p, _)| p.time.total).sum::<f64>() + layouts.total;
     tracing::debug!(
         "bf16 bank: {wall:.3} s for jobs of {jobs:.3} s (probes by width {}, layouts ahead {:.3})",
         widths.join(" "),
