@@ -13,7 +13,9 @@
 //! A plugin library exports one root module, [`SievePlugin`]; the
 //! [`export_backend_plugin!`] and [`export_selector_plugin!`] macros write it
 //! and wrap every call so that a panic inside the plugin becomes an error
-//! instead of unwinding across the boundary.
+//! instead of unwinding across the boundary. Since interface version 2 the
+//! root module also has a `validate` entry: the plugin checks its own
+//! parameters (with [`parse_params`]) before the host does any work.
 
 // `#[sabi_trait]` expands to impls of generated items outside their
 // module; the lint does not apply to generated interface code.
@@ -22,6 +24,7 @@
 pub mod backend;
 mod guard;
 pub mod matrix;
+pub mod params;
 pub mod plugin;
 pub mod rng;
 pub mod selector;
@@ -30,6 +33,7 @@ pub mod testing;
 pub use backend::*;
 pub use guard::catch_plugin_panic;
 pub use matrix::MatrixView;
+pub use params::{param_error, parameter_named_in, parse_params};
 pub use plugin::*;
 pub use rng::SplitMix64;
 pub use selector::*;

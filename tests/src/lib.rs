@@ -19,6 +19,9 @@ pub fn root() -> PathBuf {
 }
 
 /// The release `sieve` binary; its folder is the default plugin folder.
+/// Fails, with the command to run, when the binary or a plugin library
+/// beside it is older than its sources: `cargo test -p sieve-e2e` alone
+/// does not rebuild them, and a stale binary would test old code.
 pub fn sieve_bin() -> PathBuf {
     let bin = root().join("target/release/sieve");
     assert!(
@@ -26,7 +29,69 @@ pub fn sieve_bin() -> PathBuf {
         "{} is missing: run `cargo build --release --workspace` (or `make test`) first",
         bin.display()
     );
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(check_artifacts_are_fresh);
     bin
+}
+
+/// Every built artifact the tests load, with the source folders it is
+/// built from.
+fn artifacts() -> Vec<(PathBuf, Vec<PathBuf>)> {
+    let release = root().join("target/release");
+    let mut built = vec![(
+        release.join("sieve"),
+        vec![root().join("runner/src"), root().join("core/src")],
+    )];
+    let plugins = std::fs::read_dir(root().join("plugins")).expect("plugins/ exists");
+    for entry in plugins.flatten() {
+        let crate_dir = entry.path();
+        let library = release.join(library_name(&format!(
+            "sieve-{}",
+            entry.file_name().to_string_lossy()
+        )));
+        if library.exists() {
+            built.push((
+                library,
+                vec![crate_dir.join("src"), root().join("core/src")],
+            ));
+        }
+    }
+    built
+}
+
+fn check_artifacts_are_fresh() {
+    for (artifact, sources) in artifacts() {
+        let built = modified(&artifact);
+        if let Some(newer) = sources.iter().find_map(|dir| newer_file(dir, built)) {
+            panic!(
+                "{} is older than {}: run `cargo build --release --workspace` (or `make test`) so the tests run the current code",
+                artifact.display(),
+                newer.display()
+            );
+        }
+    }
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// A file under `dir` modified after `time`, if any.
+fn newer_file(dir: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if modified(&path) > time {
+                return Some(path);
+            }
+        }
+    }
+    None
 }
 
 /// A real asset, failing with the fetch command when it is missing.
@@ -170,4 +235,12 @@ pub fn shared_store() -> PathBuf {
 pub fn store_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A tiny word/TAG corpus in `dir`: `train` as given, one two-word
+/// sentence each for dev and test.
+pub fn write_tiny_word_tag_data(dir: &Path, train: &str) {
+    std::fs::write(dir.join("train.txt"), train).expect("write train.txt");
+    std::fs::write(dir.join("dev.txt"), "the/DT dog/NN\n").expect("write dev.txt");
+    std::fs::write(dir.join("test.txt"), "a/DT cat/NN\n").expect("write test.txt");
 }

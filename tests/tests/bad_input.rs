@@ -15,12 +15,6 @@ fn tagging_spec(dir: &Path, backend: &str, extra: &str) -> String {
     )
 }
 
-fn write_data(dir: &Path, train: &str) {
-    std::fs::write(dir.join("train.txt"), train).unwrap();
-    std::fs::write(dir.join("dev.txt"), "the/DT dog/NN\n").unwrap();
-    std::fs::write(dir.join("test.txt"), "a/DT cat/NN\n").unwrap();
-}
-
 fn assert_fails_with(output: &std::process::Output, needles: &[&str]) {
     let all = text(output);
     assert!(
@@ -40,7 +34,7 @@ fn assert_fails_with(output: &std::process::Output, needles: &[&str]) {
 #[test]
 fn misspelled_spec_field_reports_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path(), "the/DT dog/NN\n");
+    write_tiny_word_tag_data(dir.path(), "the/DT dog/NN\n");
     let text = tagging_spec(dir.path(), "candle", "").replace("  task:", "  tsak:");
     let spec = write_spec(dir.path(), "spec.yaml", &text);
     let output = sieve(&["validate", spec.to_str().unwrap()], &[]);
@@ -50,7 +44,7 @@ fn misspelled_spec_field_reports_line_and_column() {
 #[test]
 fn wrong_type_in_spec_reports_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path(), "the/DT dog/NN\n");
+    write_tiny_word_tag_data(dir.path(), "the/DT dog/NN\n");
     let text = tagging_spec(dir.path(), "candle", "probe:\n  epochs: ten\n");
     let spec = write_spec(dir.path(), "spec.yaml", &text);
     let output = sieve(&["run", spec.to_str().unwrap()], &[]);
@@ -60,7 +54,7 @@ fn wrong_type_in_spec_reports_the_line() {
 #[test]
 fn missing_data_file_names_the_field_and_position() {
     let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path(), "the/DT dog/NN\n");
+    write_tiny_word_tag_data(dir.path(), "the/DT dog/NN\n");
     std::fs::remove_file(dir.path().join("dev.txt")).unwrap();
     let spec = write_spec(
         dir.path(),
@@ -77,7 +71,7 @@ fn missing_data_file_names_the_field_and_position() {
 #[test]
 fn malformed_data_line_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path(), "the/DT dog/NN\nthe/DT lonely\n");
+    write_tiny_word_tag_data(dir.path(), "the/DT dog/NN\nthe/DT lonely\n");
     let spec = write_spec(
         dir.path(),
         "spec.yaml",
@@ -90,7 +84,7 @@ fn malformed_data_line_names_file_and_line() {
 #[test]
 fn missing_backend_plugin_lists_the_available_ones() {
     let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path(), "the/DT dog/NN\n");
+    write_tiny_word_tag_data(dir.path(), "the/DT dog/NN\n");
     let spec = write_spec(
         dir.path(),
         "spec.yaml",
@@ -145,7 +139,7 @@ fn a_plugin_of_another_interface_version_is_refused_with_both_versions() {
     let all = text(&output);
     assert!(all.contains("from-the-future"), "{all}");
     assert!(
-        all.contains("interface version 99") && all.contains("version 1"),
+        all.contains("interface version 99") && all.contains("version 2"),
         "{all}"
     );
 }
@@ -156,7 +150,7 @@ fn a_panicking_backend_is_reported_and_the_runner_exits_cleanly() {
     let plugins =
         plugin_dir_with(&[fixtures.join(library_name("sieve-fixture-misbehaving-backend"))]);
     let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path(), "the/DT dog/NN\n");
+    write_tiny_word_tag_data(dir.path(), "the/DT dog/NN\n");
     let spec = write_spec(
         dir.path(),
         "spec.yaml",
@@ -185,7 +179,7 @@ fn a_failing_backend_open_is_reported_with_the_plugin_name() {
     let plugins =
         plugin_dir_with(&[fixtures.join(library_name("sieve-fixture-misbehaving-backend"))]);
     let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path(), "the/DT dog/NN\n");
+    write_tiny_word_tag_data(dir.path(), "the/DT dog/NN\n");
     let extra = "";
     let text = tagging_spec(dir.path(), "misbehaving", extra).replace(
         &format!("  path: {}\n", dir.path().display()),
@@ -213,7 +207,7 @@ fn a_failing_backend_open_is_reported_with_the_plugin_name() {
 fn the_plugin_folder_from_the_spec_wins_over_the_environment() {
     let empty = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_data(dir.path(), "the/DT dog/NN\n");
+    write_tiny_word_tag_data(dir.path(), "the/DT dog/NN\n");
     let extra = format!("plugins: {}\n", empty.path().display());
     let spec = write_spec(
         dir.path(),
@@ -244,7 +238,7 @@ fn a_selector_returning_an_invalid_ranking_is_named_and_refused() {
         ("out-of-range", "is out of range"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        write_data(
+        write_tiny_word_tag_data(
             dir.path(),
             "the/DT dog/NN barks/VBZ\na/DT cat/NN sleeps/VBZ\n",
         );

@@ -9,7 +9,7 @@ use crate::ops::Embeddings;
 use crate::weights::WeightFile;
 
 /// BERT's names under `encoder.layer.N.`.
-const NAMES: LayerNames = LayerNames {
+pub(crate) const NAMES: LayerNames = LayerNames {
     query: "attention.self.query",
     key: "attention.self.key",
     value: "attention.self.value",

@@ -233,7 +233,8 @@ pub struct Encoder {
     parts: EncoderParts,
 }
 
-enum Config {
+/// config.json, by architecture.
+pub(crate) enum Config {
     Bert(BertConfig),
     Mpnet(MpnetConfig),
 }
@@ -245,11 +246,10 @@ struct ModelType {
     model_type: Option<String>,
 }
 
-impl Encoder {
-    /// Loads `config.json` and `model.safetensors` from a Hugging Face
-    /// folder; config.json's `model_type` chooses the architecture
-    /// (`mpnet`, else BERT).
-    pub fn load(dir: &Path) -> Result<Self, String> {
+impl Config {
+    /// Reads and checks `config.json` of a Hugging Face folder;
+    /// `model_type` chooses the architecture (`mpnet`, else BERT).
+    pub(crate) fn read(dir: &Path) -> Result<Self, String> {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| {
             format!(
@@ -260,12 +260,21 @@ impl Encoder {
         let kind = serde_json::from_str::<ModelType>(&text)
             .map_err(|e| format!("'{}' is not a model config: {e}", config_path.display()))?
             .model_type;
-        // The config is checked before the weights are opened: its errors
-        // are the more useful ones.
-        let config = match kind.as_deref() {
+        Ok(match kind.as_deref() {
             Some("mpnet") => Config::Mpnet(MpnetConfig::from_json(&text, &config_path)?),
             _ => Config::Bert(BertConfig::from_json(&text, &config_path)?),
-        };
+        })
+    }
+}
+
+impl Encoder {
+    /// Loads `config.json` and `model.safetensors` from a Hugging Face
+    /// folder; config.json's `model_type` chooses the architecture
+    /// (`mpnet`, else BERT).
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        // The config is checked before the weights are opened: its errors
+        // are the more useful ones.
+        let config = Config::read(dir)?;
         let weights = WeightFile::open(&dir.join("model.safetensors"))?;
         let parts = match &config {
             Config::Bert(config) => crate::bert::load(config, &weights)?,

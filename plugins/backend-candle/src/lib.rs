@@ -18,6 +18,7 @@
 //! used directly (tests, benchmarks).
 
 mod bert;
+mod check;
 mod config;
 mod device_forward;
 mod encoder;
@@ -142,9 +143,34 @@ pub fn open(params_json: &str) -> Result<CandleBackend, String> {
     CandleBackend::open(&CandleParams::from_json(params_json)?)
 }
 
+/// The plugin's `validate`: the parameters, and the model folder checked
+/// without loading it (config.json against the safetensors header, the
+/// tokenizer). Errors name the parameter at fault (`model` for anything
+/// wrong in the folder) so the runner can point at the spec's line.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    let params = CandleParams::from_json(params_json)?;
+    let named = |name: &'static str| {
+        move |e: String| format!("candle backend: {}", sieve_core::param_error(name, e))
+    };
+    let dir = params.model_folder().map_err(named("model"))?;
+    let max_positions = check::check_model(&dir).map_err(named("model"))?;
+    TokenizerBundle::from_folder(&dir).map_err(named("model"))?;
+    params
+        .max_positions(max_positions)
+        .map_err(named("max_length"))?;
+    if params.threads == Some(0) {
+        return Err(named("threads")("must be at least 1".into()));
+    }
+    if let Some(device) = params.device.as_deref() {
+        parse_device(device).map_err(named("device"))?;
+    }
+    Ok(())
+}
+
 sieve_core::export_backend_plugin!(
     name: "candle",
     description: "BERT and MPNet encoders in candle (fp32, CPU): every layer's hidden states \
                   from a Hugging Face folder (config.json, model.safetensors, tokenizer)",
     open: open,
+    validate: validate,
 );

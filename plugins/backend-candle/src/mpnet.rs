@@ -26,7 +26,7 @@ use crate::weights::WeightFile;
 
 /// MPNet's padding id. Hugging Face fixes it in the embeddings (whatever
 /// `pad_token_id` says) and numbers positions from `PADDING_IDX + 1`.
-const PADDING_IDX: u32 = 1;
+pub(crate) const PADDING_IDX: u32 = 1;
 
 /// Buckets and the distance of the last one: Hugging Face's
 /// `compute_position_bias` always uses these (not
@@ -107,7 +107,7 @@ impl MpnetConfig {
 }
 
 /// MPNet's names under `encoder.layer.N.`.
-const NAMES: LayerNames = LayerNames {
+pub(crate) const NAMES: LayerNames = LayerNames {
     query: "attention.attn.q",
     key: "attention.attn.k",
     value: "attention.attn.v",

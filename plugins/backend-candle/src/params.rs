@@ -33,11 +33,7 @@ pub struct CandleParams {
 
 impl CandleParams {
     pub fn from_json(json: &str) -> Result<Self, String> {
-        serde_json::from_str(json).map_err(|e| {
-            format!(
-                "candle backend parameters: {e} (known: model, max_length, batch_tokens, threads, device)"
-            )
-        })
+        sieve_core::parse_params(json).map_err(|e| format!("candle backend: {e}"))
     }
 
     /// The model folder, checked to exist.

@@ -67,6 +67,33 @@ impl WeightFile {
             .map_err(|e| format!("'{}': tensor '{full}': {e}", self.path.display()))
     }
 
+    /// Checks that tensor `name` (without prefix) exists with `shape`, from
+    /// the file's header alone: nothing is read or converted.
+    pub fn check_shape(&self, name: &str, shape: &[usize]) -> Result<(), String> {
+        let full = format!("{}{name}", self.prefix);
+        let view = self.tensors.get(&full).map_err(|_| {
+            format!(
+                "'{}' has no tensor '{full}', which config.json implies (shape {shape:?}): \
+                 the weights and config.json are of different models",
+                self.path.display()
+            )
+        })?;
+        if view.shape() != shape {
+            return Err(format!(
+                "'{}': tensor '{full}' has shape {:?}, config.json implies {shape:?}: \
+                 the weights and config.json are of different models",
+                self.path.display(),
+                view.shape()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether tensor `name` (without prefix) exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.get(&format!("{}{name}", self.prefix)).is_ok()
+    }
+
     /// A LayerNorm's (weight, bias), under either the current names or the
     /// original TensorFlow-converted ones (`gamma`, `beta`).
     pub fn layer_norm(&self, name: &str, size: usize) -> Result<(Tensor, Tensor), String> {

@@ -79,14 +79,7 @@ impl OnnxBackend {
         let model_file = params.model_file()?;
         let library = runtime::locate(params.runtime_path())?;
         let env = runtime::environment(&library)?;
-        let bytes = std::fs::read(model_file)
-            .map_err(|e| format!("cannot read '{}': {e}", model_file.display()))?;
-        let model =
-            OnnxModel::parse(bytes).map_err(|e| format!("'{}': {e}", model_file.display()))?;
-        let inputs =
-            graph::model_inputs(&model).map_err(|e| format!("'{}': {e}", model_file.display()))?;
-        let hidden = graph::find_hidden_states(&model, params.hidden_states.as_deref())
-            .map_err(|e| format!("'{}': {e}", model_file.display()))?;
+        let (model, inputs, hidden) = read_graph(params, model_file)?;
         let tokenizer = TokenizerBundle::from_folder(&params.tokenizer_folder())?;
         let max_positions = params.max_positions()?;
         let num_layers = hidden.num_layers();
@@ -326,9 +319,55 @@ impl EncoderPlugin for OnnxBackend {
     }
 }
 
+/// The .onnx file read and parsed: its inputs and hidden states.
+fn read_graph(
+    params: &OnnxParams,
+    model_file: &std::path::Path,
+) -> Result<(OnnxModel, ModelInputs, HiddenStateNames), String> {
+    let in_file = |e: String| format!("'{}': {e}", model_file.display());
+    let bytes = std::fs::read(model_file)
+        .map_err(|e| format!("cannot read '{}': {e}", model_file.display()))?;
+    let model = OnnxModel::parse(bytes).map_err(in_file)?;
+    let inputs = graph::model_inputs(&model).map_err(in_file)?;
+    let hidden =
+        graph::find_hidden_states(&model, params.hidden_states.as_deref()).map_err(in_file)?;
+    Ok((model, inputs, hidden))
+}
+
 /// The plugin constructor: parameters as a JSON object.
 pub fn open(params_json: &str) -> Result<OnnxBackend, String> {
     OnnxBackend::open(&OnnxParams::from_json(params_json)?)
+}
+
+/// The plugin's `validate`: the parameters, the .onnx graph (read and
+/// parsed, its inputs and hidden states found), the tokenizer and the ONNX
+/// Runtime library (loaded), without building a session. Errors name the
+/// parameter at fault so the runner can point at the spec's line.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    let params = OnnxParams::from_json(params_json)?;
+    let named = |name: &'static str| {
+        move |e: String| format!("onnx backend: {}", sieve_core::param_error(name, e))
+    };
+    let or_model = |given: bool, name: &'static str| if given { name } else { "model" };
+    let model_file = params.model_file().map_err(named("model"))?;
+    read_graph(&params, model_file).map_err(named(or_model(
+        params.hidden_states.is_some(),
+        "hidden_states",
+    )))?;
+    TokenizerBundle::from_folder(&params.tokenizer_folder())
+        .map_err(named(or_model(params.tokenizer.is_some(), "tokenizer")))?;
+    params.max_positions().map_err(named("max_length"))?;
+    params.threads().map_err(named("threads"))?;
+    params.optimization_level().map_err(named("optimization"))?;
+    // Without a `runtime` parameter the library comes from the environment
+    // or the assets folder: no spec line to blame, the message says where.
+    let blame_runtime = |e: String| match params.runtime {
+        Some(_) => named("runtime")(e),
+        None => format!("onnx backend: {e}"),
+    };
+    let library = runtime::locate(params.runtime_path()).map_err(blame_runtime)?;
+    runtime::environment(&library).map_err(blame_runtime)?;
+    Ok(())
 }
 
 sieve_core::export_backend_plugin!(
@@ -336,4 +375,5 @@ sieve_core::export_backend_plugin!(
     description: "ONNX encoders through ONNX Runtime (load-dynamic): every layer's hidden states \
                   of a BERT-style .onnx export, truncated graphs for early layers",
     open: open,
+    validate: validate,
 );

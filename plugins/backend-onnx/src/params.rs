@@ -11,9 +11,6 @@ const DEFAULT_BATCH_TOKENS: usize = 8192;
 /// BERT's position table; the ONNX graph does not state it plainly.
 const DEFAULT_MAX_LENGTH: usize = 512;
 
-const KNOWN: &str =
-    "model, tokenizer, runtime, threads, optimization, max_length, batch_tokens, hidden_states";
-
 /// Parameters of the `onnx` backend; unknown names are an error so that a
 /// typo does not silently fall back to a default.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -51,8 +48,7 @@ pub struct OnnxParams {
 
 impl OnnxParams {
     pub fn from_json(json: &str) -> Result<Self, String> {
-        serde_json::from_str(json)
-            .map_err(|e| format!("onnx backend parameters: {e} (known: {KNOWN})"))
+        sieve_core::parse_params(json).map_err(|e| format!("onnx backend: {e}"))
     }
 
     /// The model file, checked to exist.

@@ -628,7 +628,7 @@ fn unknown_parameters_are_refused() {
     let params = serde_json::json!({"model": onnx_model(), "layers": 3}).to_string();
     let message = sieve_backend_onnx::open(&params).expect_err("unknown parameter");
     assert!(
-        message.contains("layers") && message.contains("known:"),
+        message.contains("parameter `layers`") && message.contains("expected one of"),
         "{message}"
     );
 }

@@ -104,8 +104,7 @@ impl Params {
 
     fn parse(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams =
-            serde_json::from_str(json).map_err(|e| format!("invalid parameters: {e}"))?;
+        let raw: RawParams = sieve_core::parse_params(json)?;
         let defaults = Params::default();
         let zero_below = match raw.zero_below {
             None => defaults.zero_below,
@@ -134,6 +133,12 @@ pub struct ApSelector {
 /// The plugin constructor: parameters as JSON.
 pub fn open(params_json: &str) -> Result<ApSelector, String> {
     Params::from_json(params_json).map(|params| ApSelector { params })
+}
+
+/// Checks the parameters without building the selector: the host calls it
+/// before any extraction, so a typo costs seconds, not a run.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 /// Rows per class; checks labels against the row count and class count.
@@ -352,4 +357,5 @@ sieve_core::export_selector_plugin!(
     description: "Average-precision neuron ranking (NeuroX \"IoU\"): one-vs-rest AP of \
                   thresholded activations, max over classes",
     open: open,
+    validate: validate,
 );

@@ -191,7 +191,7 @@ fn params_parse_and_reject_bad_values() {
         (r#"{"reduce": "median"}"#, "median"),
         (r#"{"zero_below": -1}"#, "zero_below"),
         (r#"{"zero-below": 1}"#, "zero-below"),
-        (r#"{"both_signs": 1}"#, "invalid"),
+        (r#"{"both_signs": 1}"#, "parameter `both_signs`"),
         ("[]", "invalid"),
     ] {
         let err = open(json).expect_err(json);

@@ -71,13 +71,18 @@ impl Params {
 
     fn parse(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams =
-            serde_json::from_str(json).map_err(|e| format!("invalid parameters: {e}"))?;
+        let raw: RawParams = sieve_core::parse_params(json)?;
         let defaults = Params::default();
         let threshold = raw.threshold.unwrap_or(defaults.threshold);
-        if !(threshold.is_finite() && threshold >= 0.0) {
-            return Err(format!(
-                "threshold must be a distance >= 0 (1 - |r|), got {threshold}"
+        // Distances 1 - |r| lie in [0, 1]: any cut at 1 or above puts every
+        // neuron in one cluster, and one far outside [0, 2] is a typo.
+        if !(0.0..=2.0).contains(&threshold) {
+            return Err(sieve_core::param_error(
+                "threshold",
+                format!(
+                    "must be a distance in [0, 2] (1 - |r|, the paper uses 0.3), got {threshold}; \
+                     at 1 or more every neuron falls into one cluster"
+                ),
             ));
         }
         Ok(Params {
@@ -139,6 +144,12 @@ pub struct CorrelationSelector {
 /// The plugin constructor: parameters as JSON.
 pub fn open(params_json: &str) -> Result<CorrelationSelector, String> {
     Params::from_json(params_json).map(|params| CorrelationSelector { params })
+}
+
+/// Checks the parameters without building the selector: the host calls it
+/// before any extraction, so a typo costs seconds, not a run.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 impl SelectorPlugin for CorrelationSelector {
@@ -216,4 +227,5 @@ sieve_core::export_selector_plugin!(
     description: "Correlation clustering (Dalvi et al. 2020): Pearson |r| distance, \
                   average linkage, one representative per cluster",
     open: open,
+    validate: validate,
 );

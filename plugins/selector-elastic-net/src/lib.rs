@@ -59,11 +59,10 @@ impl Params {
 
     fn parse(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams =
-            serde_json::from_str(json).map_err(|e| format!("invalid parameters: {e}"))?;
+        let raw: RawParams = sieve_core::parse_params(json)?;
         let stride = raw.stride.unwrap_or(1000);
         if stride == 0 {
-            return Err("stride must be at least 1".into());
+            return Err(sieve_core::param_error("stride", "must be at least 1"));
         }
         let probe = match raw.probe {
             None => Map::new(),
@@ -86,6 +85,12 @@ pub struct ElasticNetSelector {
 /// The plugin constructor: parameters as JSON.
 pub fn open(params_json: &str) -> Result<ElasticNetSelector, String> {
     Params::from_json(params_json).map(|params| ElasticNetSelector { params })
+}
+
+/// Checks the parameters without building the selector: the host calls it
+/// before any extraction, so a typo costs seconds, not a run.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 impl SelectorPlugin for ElasticNetSelector {
@@ -184,4 +189,5 @@ sieve_core::export_selector_plugin!(
     description: "Neuron ranking by an elastic-net probe's weight mass (NeuroX ordering, \
                   Dalvi et al. 2020)",
     open: open,
+    validate: validate,
 );

@@ -163,8 +163,7 @@ impl Params {
 
     fn parse(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams =
-            serde_json::from_str(json).map_err(|e| format!("invalid parameters: {e}"))?;
+        let raw: RawParams = sieve_core::parse_params(json)?;
         let d = Params::default();
         let budget = match raw.budget {
             None => d.budget,
@@ -211,6 +210,12 @@ pub struct GaussianSelector {
 /// The plugin constructor: parameters as JSON.
 pub fn open(params_json: &str) -> Result<GaussianSelector, String> {
     Params::from_json(params_json).map(|params| GaussianSelector { params })
+}
+
+/// Checks the parameters without building the selector: the host calls it
+/// before any extraction, so a typo costs seconds, not a run.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 /// The seeded generator (SplitMix64) comes from core, shared by every plugin.
@@ -548,4 +553,5 @@ sieve_core::export_selector_plugin!(
     description: "Gaussian neuron ranking: greedy forward selection maximising the mutual \
                   information of per-class Gaussians (Torroba Hennigen et al. 2020)",
     open: open,
+    validate: validate,
 );

@@ -58,8 +58,7 @@ impl Params {
 
     fn parse(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams =
-            serde_json::from_str(json).map_err(|e| format!("invalid parameters: {e}"))?;
+        let raw: RawParams = sieve_core::parse_params(json)?;
         let defaults = Params::default();
         let l1 = raw.l1.unwrap_or(defaults.l1);
         if !(l1.is_finite() && l1 >= 0.0) {
@@ -116,6 +115,12 @@ pub struct LassoSelector {
 /// The plugin constructor: parameters as JSON.
 pub fn open(params_json: &str) -> Result<LassoSelector, String> {
     Params::from_json(params_json).map(|params| LassoSelector { params })
+}
+
+/// Checks the parameters without building the selector: the host calls it
+/// before any extraction, so a typo costs seconds, not a run.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 impl SelectorPlugin for LassoSelector {
@@ -206,4 +211,5 @@ sieve_core::export_selector_plugin!(
     description: "Neuron ranking by the weight mass of an L1-only probe (lasso); \
                   reverse: true gives the bottom baseline",
     open: open,
+    validate: validate,
 );

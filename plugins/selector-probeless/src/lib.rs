@@ -32,24 +32,18 @@ pub struct ProbelessSelector;
 /// The plugin constructor: parameters as JSON; only an empty object (or
 /// nothing) is accepted.
 pub fn open(params_json: &str) -> Result<ProbelessSelector, String> {
-    let json = if params_json.trim().is_empty() {
-        "{}"
-    } else {
-        params_json
-    };
-    let value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| format!("selector '{PLUGIN_NAME}': invalid parameters: {e}"))?;
-    match value {
-        serde_json::Value::Object(map) if map.is_empty() => Ok(ProbelessSelector),
-        serde_json::Value::Object(map) => {
-            let names: Vec<&str> = map.keys().map(String::as_str).collect();
-            Err(format!(
-                "selector '{PLUGIN_NAME}': unknown parameter(s) {}; it takes none",
-                names.join(", ")
-            ))
-        }
-        other => Err(format!(
-            "selector '{PLUGIN_NAME}': parameters must be an object, got {other}"
+    validate(params_json).map(|()| ProbelessSelector)
+}
+
+/// Checks the parameters (there are none) before any extraction.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    let params: serde_json::Map<String, serde_json::Value> = sieve_core::parse_params(params_json)
+        .map_err(|e| format!("selector '{PLUGIN_NAME}': {e}"))?;
+    match params.keys().next() {
+        None => Ok(()),
+        Some(name) => Err(format!(
+            "selector '{PLUGIN_NAME}': {}",
+            sieve_core::param_error(name, "unknown; this selector takes no parameters")
         )),
     }
 }
@@ -168,4 +162,5 @@ sieve_core::export_selector_plugin!(
     description: "Probeless neuron ranking: summed pairwise distance of per-class mean \
                   activations (Antverg & Belinkov 2022)",
     open: open,
+    validate: validate,
 );

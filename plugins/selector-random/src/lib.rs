@@ -35,8 +35,8 @@ impl Params {
     /// Parses the JSON object the host passes; errors name the plugin.
     pub fn from_json(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams = serde_json::from_str(json)
-            .map_err(|e| format!("selector '{PLUGIN_NAME}': invalid parameters: {e}"))?;
+        let raw: RawParams =
+            sieve_core::parse_params(json).map_err(|e| format!("selector '{PLUGIN_NAME}': {e}"))?;
         Ok(Params { seed: raw.seed })
     }
 }
@@ -64,6 +64,12 @@ pub struct RandomSelector {
 /// The plugin constructor: parameters as JSON.
 pub fn open(params_json: &str) -> Result<RandomSelector, String> {
     Params::from_json(params_json).map(|params| RandomSelector { params })
+}
+
+/// Checks the parameters without building the selector: the host calls it
+/// before any extraction, so a typo costs seconds, not a run.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 impl SelectorPlugin for RandomSelector {
@@ -96,4 +102,5 @@ sieve_core::export_selector_plugin!(
     name: "random",
     description: "Random neuron ranking: a seeded shuffle (baseline)",
     open: open,
+    validate: validate,
 );

@@ -59,8 +59,7 @@ impl Params {
 
     fn parse(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams =
-            serde_json::from_str(json).map_err(|e| format!("invalid parameters: {e}"))?;
+        let raw: RawParams = sieve_core::parse_params(json)?;
         let aggregate = match raw.aggregate.as_deref() {
             None | Some("max") => Aggregate::Max,
             Some("mean") => Aggregate::Mean,
@@ -79,6 +78,12 @@ pub struct SelectivitySelector {
 /// The plugin constructor: parameters as JSON.
 pub fn open(params_json: &str) -> Result<SelectivitySelector, String> {
     Params::from_json(params_json).map(|params| SelectivitySelector { params })
+}
+
+/// Checks the parameters without building the selector: the host calls it
+/// before any extraction, so a typo costs seconds, not a run.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 /// The selectivity score of every column of `x` (see the crate docs).
@@ -208,4 +213,5 @@ sieve_core::export_selector_plugin!(
     description: "Selectivity neuron ranking: |class mean - rest mean| / activation range, \
                   max over classes (Na et al. 2019)",
     open: open,
+    validate: validate,
 );

@@ -39,8 +39,15 @@
 //!
 //!    The runner checks the answer (indices in range, none repeated, a
 //!    ranking complete) and reports a bad one as this plugin's fault.
-//! 4. A panic inside `open` or `select` is caught at the boundary and
-//!    reported as an error; still, prefer returning `Err(String)`.
+//! 4. A panic inside `open`, `validate` or `select` is caught at the
+//!    boundary and reported as an error; still, prefer returning
+//!    `Err(String)`.
+//! 5. Before any extraction (in `sieve validate` and at the start of
+//!    `sieve run`) the runner calls [`validate`] with the same parameters.
+//!    Check them there without doing the work. Parse them with
+//!    [`sieve_core::parse_params`] and write your own errors with
+//!    [`sieve_core::param_error`]: a message that starts with
+//!    ``parameter `NAME`: `` is shown at the spec line of that parameter.
 
 use serde::Deserialize;
 use sieve_core::{
@@ -72,8 +79,11 @@ impl Params {
     /// `params`). Errors name the plugin, so the user knows where to look.
     pub fn from_json(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams = serde_json::from_str(json)
-            .map_err(|e| format!("selector '{PLUGIN_NAME}': invalid parameters: {e}"))?;
+        // `parse_params` names the parameter at fault (`parameter
+        // `ascnding`: unknown; expected `ascending``), which the runner
+        // shows at that line of the spec.
+        let raw: RawParams =
+            sieve_core::parse_params(json).map_err(|e| format!("selector '{PLUGIN_NAME}': {e}"))?;
         Ok(Params {
             ascending: raw.ascending.unwrap_or(false),
         })
@@ -90,6 +100,12 @@ pub struct TemplateSelector {
 /// The constructor the runner calls with the spec's parameters as JSON.
 pub fn open(params_json: &str) -> Result<TemplateSelector, String> {
     Params::from_json(params_json).map(|params| TemplateSelector { params })
+}
+
+/// The check the runner calls before any work: the same parsing as
+/// [`open`], without building anything.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 /// The method itself: the (population) variance of every column of `x`,
@@ -174,12 +190,14 @@ impl SelectorPlugin for TemplateSelector {
 }
 
 // Writes the library's root module: the plugin's name, kind, version and
-// interface version, and the `open` entry point, each call wrapped so that
-// a panic becomes an error instead of unwinding into the runner.
+// interface version, and the `open` and `validate` entry points, each call
+// wrapped so that a panic becomes an error instead of unwinding into the
+// runner.
 sieve_core::export_selector_plugin!(
     name: "template",
     description: "Template selector: neurons ranked by variance over the training rows",
     open: open,
+    validate: validate,
 );
 
 #[cfg(test)]

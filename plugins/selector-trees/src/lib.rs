@@ -121,8 +121,7 @@ impl Params {
 
     fn parse(json: &str) -> Result<Params, String> {
         let json = if json.trim().is_empty() { "{}" } else { json };
-        let raw: RawParams =
-            serde_json::from_str(json).map_err(|e| format!("invalid parameters: {e}"))?;
+        let raw: RawParams = sieve_core::parse_params(json)?;
         let d = Params::default();
         let max_rows = in_range(
             "max_rows",
@@ -174,6 +173,12 @@ pub struct TreeImportanceSelector {
 /// The plugin constructor: parameters as JSON.
 pub fn open(params_json: &str) -> Result<TreeImportanceSelector, String> {
     Params::from_json(params_json).map(|params| TreeImportanceSelector { params })
+}
+
+/// Checks the parameters without building the selector: the host calls it
+/// before any extraction, so a typo costs seconds, not a run.
+pub fn validate(params_json: &str) -> Result<(), String> {
+    Params::from_json(params_json).map(drop)
 }
 
 /// The seeded generator (SplitMix64) comes from core, shared by every plugin.
@@ -421,4 +426,5 @@ sieve_core::export_selector_plugin!(
     description: "Tree-importance neuron ranking: mean decrease in impurity of a seeded \
                   ensemble of smartcore decision trees (random subspaces, row subsamples)",
     open: open,
+    validate: validate,
 );

@@ -164,7 +164,7 @@ fn params_parse_and_reject_bad_values() {
         (r#"{"max_rows": 1}"#, "max_rows"),
         (r#"{"features_per_tree": 0}"#, "features_per_tree"),
         (r#"{"seed": 3}"#, "seed"),
-        (r#"{"trees": -2}"#, "invalid"),
+        (r#"{"trees": -2}"#, "parameter `trees`"),
     ] {
         let err = open(json).expect_err(json);
         assert!(

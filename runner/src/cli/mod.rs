@@ -6,6 +6,7 @@ mod export;
 mod extract;
 pub mod heap;
 mod logging;
+mod pipe;
 mod plugins;
 mod predict;
 mod run;
@@ -148,6 +149,7 @@ enum Command {
 /// Runs the command line; errors are printed as one readable message.
 pub fn main() -> ExitCode {
     heap::keep_freed_memory();
+    pipe::exit_quietly_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { spec, recompute } => {
@@ -203,7 +205,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            // Once on stderr; the run's log file gets its copy.
+            logging::log_failure(&error);
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

@@ -69,7 +69,8 @@ fn column<'a>(
             format!(
                 "the line has {} column(s) but {option} is {index} (0-based), so it needs at least {}",
                 fields.len(),
-                index + 1
+                // Saturating: the spec may ask for the largest index there is.
+                index.saturating_add(1)
             ),
             format!("set `{option}:` to a column the file has (0-based), or complete the line; `separator:` is whitespace or tab"),
         ));
@@ -131,6 +132,22 @@ mod tests {
         let corpus = read_ok(&conll(0, 1, ColumnSeparator::Whitespace, true), text);
         assert_eq!(corpus.units.len(), 2);
         assert_eq!(corpus.units[1].line, 3);
+    }
+
+    /// Found while fuzzing the options: `index + 1` overflowed (a panic in
+    /// a debug build, "at least 0" in a release one).
+    #[test]
+    fn the_largest_column_index_is_an_error_not_an_overflow() {
+        let format = conll(0, usize::MAX, ColumnSeparator::Whitespace, true);
+        read_err(
+            &format,
+            "EU NNP\n",
+            Some(1),
+            &[
+                "tag_column is 18446744073709551615",
+                "at least 18446744073709551615",
+            ],
+        );
     }
 
     #[test]

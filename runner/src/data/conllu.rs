@@ -40,7 +40,9 @@ fn read_token<'a>(
         return Ok(None);
     }
     let word = fields[FORM];
-    if word.is_empty() {
+    // A form or label of spaces is as empty as none (found by the fuzz
+    // test): it would become a word without subwords or a class "  ".
+    if word.trim().is_empty() {
         return Err(source.error(
             n,
             "the FORM column (2nd) is empty",
@@ -88,7 +90,7 @@ fn check_label(
     label: &str,
     tag: ConlluTag,
 ) -> Result<(), DataError> {
-    let missing = label.is_empty() || (label == "_" && !tag.underscore_is_value());
+    let missing = label.trim().is_empty() || (label == "_" && !tag.underscore_is_value());
     if missing {
         return Err(source.error(
             n,
@@ -217,6 +219,24 @@ mod tests {
         read_err(
             &UPOS,
             token("1", "", "X", "X", "x"),
+            Some(1),
+            &["FORM column (2nd) is empty"],
+        );
+    }
+
+    /// Found by `conllu_reader_never_panics`: a label (or form) of spaces
+    /// was read as a class of its own.
+    #[test]
+    fn a_label_or_form_of_spaces_is_missing() {
+        let head = DataFormat::Conllu {
+            tag_column: ConlluTag::Head,
+        };
+        let text = "1	go	go	VERB	VB	_	 	root	_	_
+";
+        read_err(&head, text, Some(1), &["word 'go' has no HEAD"]);
+        read_err(
+            &UPOS,
+            token("1", "  ", "X", "X", "x"),
             Some(1),
             &["FORM column (2nd) is empty"],
         );

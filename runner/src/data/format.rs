@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 /// How a data file is laid out. In YAML, `format:` picks the variant and
 /// the other keys are that format's options, all optional except
 /// `labels:` for `parallel`, e.g. `{format: conll, tag_column: 3}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(tag = "format", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DataFormat {
     /// One sentence per line, tokens separated by whitespace, each token
@@ -61,7 +61,7 @@ pub enum DataFormat {
 }
 
 /// The CoNLL-U column that gives each word's label.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConlluTag {
     Lemma,
@@ -103,7 +103,7 @@ impl ConlluTag {
 }
 
 /// What separates the columns of a CoNLL file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ColumnSeparator {
     /// Any run of spaces or tabs (fields cannot be empty).

@@ -15,6 +15,10 @@ mod tsv;
 mod word_tag;
 
 #[cfg(test)]
+pub(crate) mod fuzz;
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;

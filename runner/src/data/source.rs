@@ -19,7 +19,13 @@ impl Source {
     /// error naming the path (and the line, for bad bytes).
     pub fn read(path: &Path) -> Result<Self, DataError> {
         let bytes = read_bytes(path)?;
-        let bytes = bytes.strip_prefix(BOM).unwrap_or(&bytes);
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// A file's contents already in memory, `path` naming it in errors
+    /// (the fuzz tests feed the readers this way, without a file).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, DataError> {
+        let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
         let text = decode(path, bytes)?;
         Ok(Self {
             path: path.to_path_buf(),

@@ -106,7 +106,12 @@ impl Layout {
             ),
             None => {
                 self.width = Some(found);
-                let needed = self.text.max(self.label).max(self.pair.unwrap_or(0)) + 1;
+                // Saturating: a spec may name the largest index there is.
+                let needed = self
+                    .text
+                    .max(self.label)
+                    .max(self.pair.unwrap_or(0))
+                    .saturating_add(1);
                 if found >= needed {
                     return Ok(());
                 }
@@ -293,6 +298,20 @@ mod tests {
             "\nc\n",
             Some(2),
             &["1 tab-separated field(s) but the configured columns need 2"],
+        );
+    }
+
+    /// Found while fuzzing the options: the largest index overflowed the
+    /// width check (a panic in a debug build; in a release one the row
+    /// passed the check and failed later as an "empty text").
+    #[test]
+    fn the_largest_column_index_is_a_width_error_not_an_overflow() {
+        let format = tsv("18446744073709551615", None, "0", false);
+        read_err(
+            &format,
+            "a\tb\n",
+            Some(1),
+            &["2 tab-separated field(s) but the configured columns need 18446744073709551615"],
         );
     }
 

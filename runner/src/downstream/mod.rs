@@ -58,7 +58,7 @@ impl ClassifierKind {
 }
 
 /// The `downstream` section of a spec.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DownstreamSpec {
     /// Classifiers to train; all four by default.

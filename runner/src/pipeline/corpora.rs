@@ -81,7 +81,52 @@ pub fn read_splits(loaded: &LoadedSpec) -> Result<Splits> {
         }
     };
     check_not_empty(loaded, &splits)?;
+    if data.task != TaskSpec::Regression {
+        check_two_classes(loaded, &splits)?;
+    }
     Ok(splits)
+}
+
+/// A classifier trained on one class predicts it everywhere: the run would
+/// report its frequency as an accuracy. This is always a wrong file, a
+/// wrong label column or a wrong split, so it stops the run before any
+/// extraction.
+fn check_two_classes(loaded: &LoadedSpec, splits: &Splits) -> Result<()> {
+    let mut labels = splits.splits[0].iter().flat_map(|u| u.labels.iter());
+    let Some(first) = labels.next() else {
+        return Ok(()); // No rows: the readers and check_not_empty refuse that.
+    };
+    if labels.any(|label| label != first) {
+        return Ok(());
+    }
+    let data = &loaded.spec.data;
+    let source = match (&data.file, &data.split) {
+        (Some(file), Some(split)) => format!(
+            "{} (units {}..{}, `data.split.train`)",
+            loaded.resolve(&file.value).display(),
+            split.train[0],
+            split.train[1]
+        ),
+        _ => splits
+            .files
+            .first()
+            .map_or_else(|| "the training data".into(), |f| f.display().to_string()),
+    };
+    bail!(
+        "{source}: every training label is '{first}', but a {} probe needs at least two classes \
+         to learn anything. Check that `data.train` (or `data.split.train`) names the training \
+         file and that the reader's options pick the label column (`reader:` in {})",
+        task_name(data.task),
+        loaded.path.display()
+    )
+}
+
+fn task_name(task: TaskSpec) -> &'static str {
+    match task {
+        TaskSpec::Tagging => "tagging",
+        TaskSpec::Classification => "classification",
+        TaskSpec::Regression => "regression",
+    }
 }
 
 fn check_not_empty(loaded: &LoadedSpec, splits: &Splits) -> Result<()> {
@@ -151,17 +196,19 @@ pub fn encode_targets(task: TaskSpec, splits: &Splits) -> Result<EncodedTargets>
 }
 
 fn encode_regression(splits: &Splits) -> Result<EncodedTargets> {
-    let parse = |units: &[Unit]| -> Result<SplitTargets> {
+    // One file per split, or one file for all three (`data.file` + `split`).
+    let parse = |split: usize| -> Result<SplitTargets> {
+        let file = splits.files.get(split).or(splits.files.first());
+        let file = file.map_or_else(|| "the data".into(), |f| f.display().to_string());
         let mut values = Vec::new();
-        for unit in units {
+        for unit in &splits.splits[split] {
             for label in &unit.labels {
-                let value: f32 = label.trim().parse().map_err(|_| {
+                values.push(regression_target(label).map_err(|problem| {
                     anyhow::anyhow!(
-                        "line {}: regression target '{label}' is not a number",
+                        "{file}:{}: regression target '{label}' {problem}",
                         unit.line
                     )
-                })?;
-                values.push(value);
+                })?);
             }
         }
         Ok(SplitTargets::Values(values))
@@ -169,10 +216,56 @@ fn encode_regression(splits: &Splits) -> Result<EncodedTargets> {
     Ok(EncodedTargets {
         classes: Vec::new(),
         unseen: Vec::new(),
-        splits: [
-            parse(&splits.splits[0])?,
-            parse(&splits.splits[1])?,
-            parse(&splits.splits[2])?,
-        ],
+        splits: [parse(0)?, parse(1)?, parse(2)?],
     })
+}
+
+/// A regression target: a finite number (NaN and infinities, which parse
+/// as numbers, would turn every probe's loss into NaN).
+fn regression_target(label: &str) -> Result<f32, &'static str> {
+    match label.trim().parse::<f32>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        Ok(_) => Err(
+            "is not a finite number (NaN, infinite or beyond f32); give a real value \
+                      or remove the line",
+        ),
+        Err(_) => Err(
+            "is not a number; the label column of a regression task must hold \
+                       numbers such as 3.5 (check the reader's label column)",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tagging spec over three word-tag files in a temporary folder.
+    fn spec_with_train(train: &str) -> (tempfile::TempDir, LoadedSpec) {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        for (name, text) in [
+            ("train.txt", train),
+            ("dev.txt", "a/DT dog/NN\n"),
+            ("test.txt", "the/DT cat/NN\n"),
+        ] {
+            std::fs::write(dir.path().join(name), text).expect("write data");
+        }
+        let spec = "output: run\nmodel: {backend: candle, path: .}\ndata:\n  task: tagging\n  \
+                    reader: {format: word-tag}\n  train: train.txt\n  dev: dev.txt\n  test: test.txt\n";
+        let path = dir.path().join("spec.yaml");
+        std::fs::write(&path, spec).expect("write spec");
+        let loaded = crate::spec::load_spec(&path).expect("valid spec");
+        (dir, loaded)
+    }
+
+    #[test]
+    fn training_data_with_a_single_class_is_refused() {
+        let (_dir, loaded) = spec_with_train("the/NN dog/NN\na/NN cat/NN\n");
+        let message = read_splits(&loaded).err().expect("refused").to_string();
+        assert!(message.contains("train.txt"), "{message}");
+        assert!(message.contains("'NN'"), "{message}");
+        assert!(message.contains("at least two classes"), "{message}");
+        let (_dir, loaded) = spec_with_train("the/DT dog/NN\n");
+        read_splits(&loaded).expect("two classes are enough");
+    }
 }

@@ -14,6 +14,7 @@ use crate::store::{
     ActivationStore, ChunkArrays, ChunkEntry, ChunkPlan, Manifest, PendingExtraction, PlannedChunk,
     Shard, StorageDtype, StoredExtraction, SPLITS,
 };
+use crate::util::progress::{Advance, Step};
 
 use super::corpora::{EncodedTargets, Splits};
 
@@ -65,7 +66,7 @@ impl Extractor<'_> {
 
     /// Encodes `units` in calls of [`UNITS_PER_CALL`], checking that the
     /// backend returned one row per word (or per sentence).
-    pub fn encode_units(&self, units: &[Unit], progress: &ProgressBar) -> Result<EncodedRows> {
+    pub fn encode_units(&self, units: &[Unit], progress: &impl Advance) -> Result<EncodedRows> {
         let mut all = EncodedRows::default();
         self.for_each_call(units, progress, |rows| {
             all.values.extend_from_slice(&rows.values);
@@ -84,7 +85,7 @@ impl Extractor<'_> {
     pub fn for_each_call(
         &self,
         units: &[Unit],
-        progress: &ProgressBar,
+        progress: &impl Advance,
         mut take: impl FnMut(EncodedRows),
     ) -> Result<()> {
         for chunk in units.chunks(UNITS_PER_CALL) {
@@ -94,7 +95,7 @@ impl Extractor<'_> {
                 .check_result("encode", self.encoder.encode(&request))?;
             self.check_rows(chunk, &rows)?;
             take(rows);
-            progress.inc(chunk.len() as u64);
+            progress.advance(chunk.len() as u64);
         }
         Ok(())
     }
@@ -156,8 +157,24 @@ impl Extractor<'_> {
                 });
             }
         }
+        self.check_room(store, &manifest, splits)?;
         let plan = self.plan(splits);
         let pending = store.begin(&manifest.key)?;
+        if self.loaded.spec.store.reuse && store.is_finished(&manifest.key) {
+            // Another process finished this entry while we waited for it.
+            drop(pending);
+            if let Some(stored) = store.load(&manifest.key)? {
+                info!("reusing activations from {}", stored.dir.display());
+                return Ok(Extraction {
+                    stored,
+                    reused: true,
+                });
+            }
+            bail!(
+                "{} vanished while this run waited for it; run again",
+                store.entry_dir(&manifest.key).display()
+            );
+        }
         self.extract_chunks(&pending, &plan, manifest.columns(), splits, targets, None)?;
         let manifest = pending.finish(manifest, &plan)?;
         let stored = store
@@ -169,9 +186,33 @@ impl Extractor<'_> {
         })
     }
 
+    /// Refuses, before any extraction, a store that cannot fit on its disk
+    /// or a chunk that cannot fit in memory.
+    pub fn check_room(
+        &self,
+        store: &ActivationStore,
+        manifest: &Manifest,
+        splits: &Splits,
+    ) -> Result<()> {
+        let word_level = self.loaded.spec.data.is_word_level();
+        let rows: usize = (0..3).map(|s| splits.rows(s, word_level)).sum();
+        let spec_store = &self.loaded.spec.store;
+        let needs = super::resources::ExtractionNeeds::new(
+            rows,
+            manifest.columns(),
+            spec_store.dtype.bytes(),
+            spec_store.chunk_rows,
+        );
+        needs.check(
+            store.dir(),
+            super::resources::free_disk_bytes(store.dir()),
+            super::resources::available_memory_mb(),
+        )
+    }
+
     /// Extracts the planned chunks that are not on disk yet (only those of
-    /// `shard`, if given), one chunk in memory at a time. Returns how many
-    /// chunks were written.
+    /// `shard`, if given), one chunk in memory at a time, with one progress
+    /// display over every split. Returns how many chunks were written.
     pub fn extract_chunks(
         &self,
         pending: &PendingExtraction,
@@ -182,33 +223,51 @@ impl Extractor<'_> {
         shard: Option<Shard>,
     ) -> Result<usize> {
         let dtype = self.loaded.spec.store.dtype;
+        let todo: Vec<Vec<&PlannedChunk>> = (0..SPLITS.len())
+            .map(|index| self.chunks_to_do(pending, plan, cols, index, shard))
+            .collect();
+        let units: usize = todo.iter().flatten().map(|c| c.units.len()).sum();
+        let progress = Step::counted("extraction", units as u64, "sentences");
         let mut written = 0;
-        for (index, name) in SPLITS.iter().enumerate() {
-            let mine: Vec<&PlannedChunk> = plan
-                .split_chunks(index)
-                .filter(|c| shard.is_none_or(|s| s.owns(c)))
-                .collect();
-            let todo: Vec<&PlannedChunk> = mine
-                .iter()
-                .copied()
-                .filter(|c| pending.completed_chunk(c, cols).is_none())
-                .collect();
-            if todo.len() < mine.len() {
-                info!(
-                    "{name}: {} of {} chunks already on disk (interrupted run or another shard), extracting the rest",
-                    mine.len() - todo.len(),
-                    mine.len()
-                );
-            }
-            let units: usize = todo.iter().map(|c| c.units.len()).sum();
-            let progress = progress_bar(name, units);
-            for planned in todo {
+        for (chunks, name) in todo.iter().zip(SPLITS) {
+            progress.set_message(name);
+            for planned in chunks {
                 self.extract_chunk(pending, planned, splits, targets, dtype, &progress)?;
                 written += 1;
+                die_if_asked_after(written);
             }
-            progress.finish_and_clear();
         }
+        progress.finish();
         Ok(written)
+    }
+
+    /// The chunks of split `index` (of `shard`'s, if given) not on disk yet.
+    fn chunks_to_do<'p>(
+        &self,
+        pending: &PendingExtraction,
+        plan: &'p ChunkPlan,
+        cols: usize,
+        index: usize,
+        shard: Option<Shard>,
+    ) -> Vec<&'p PlannedChunk> {
+        let mine: Vec<&PlannedChunk> = plan
+            .split_chunks(index)
+            .filter(|c| shard.is_none_or(|s| s.owns(c)))
+            .collect();
+        let todo: Vec<&PlannedChunk> = mine
+            .iter()
+            .copied()
+            .filter(|c| pending.completed_chunk(c, cols).is_none())
+            .collect();
+        if todo.len() < mine.len() {
+            info!(
+                "{}: {} of {} chunks already on disk (interrupted run or another shard), extracting the rest",
+                SPLITS[index],
+                mine.len() - todo.len(),
+                mine.len()
+            );
+        }
+        todo
     }
 
     fn extract_chunk(
@@ -218,7 +277,7 @@ impl Extractor<'_> {
         splits: &Splits,
         targets: &EncodedTargets,
         dtype: StorageDtype,
-        progress: &ProgressBar,
+        progress: &Step,
     ) -> Result<()> {
         let started = Instant::now();
         let units = &splits.splits[planned.split][planned.units.clone()];
@@ -258,7 +317,8 @@ impl Extractor<'_> {
     }
 }
 
-/// A progress bar on stderr (hidden when stderr is not a terminal).
+/// A plain progress bar on stderr (hidden when stderr is not a terminal),
+/// for `sieve bench`; runs report through [`Step`].
 pub fn progress_bar(what: &str, total: usize) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     let style = ProgressStyle::with_template(
@@ -269,4 +329,17 @@ pub fn progress_bar(what: &str, total: usize) -> ProgressBar {
     bar.set_style(style);
     bar.set_prefix(what.to_string());
     bar
+}
+
+/// Test hook: with `SIEVE_TEST_DIE_AFTER_CHUNKS=N` the process aborts (no
+/// cleanup, as if killed) right after writing its N-th chunk, so the
+/// kill-and-resume test stops at a known point instead of racing a timer.
+fn die_if_asked_after(written: usize) {
+    let limit = std::env::var("SIEVE_TEST_DIE_AFTER_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if limit == Some(written) {
+        eprintln!("SIEVE_TEST_DIE_AFTER_CHUNKS: stopping after chunk {written}");
+        std::process::abort();
+    }
 }

@@ -3,10 +3,10 @@
 use anyhow::{Context, Result};
 use tracing::info;
 
-use super::extract::progress_bar;
 use super::probing::{Columns, ProbeBench, Score};
 use super::selection::select_layer;
 use crate::probe::{bank_step_cost, TrainedProbe};
+use crate::util::progress::Step;
 
 /// Scores for hidden state `k`; a probe the plan skipped has no score.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -64,7 +64,9 @@ pub fn probe_layers(
     plan: LayerPlan,
 ) -> Result<(Vec<LayerScores>, TrainedProbe)> {
     let layers = layers as usize;
-    let progress = progress_bar("probes", 1);
+    // Counts every probe's batches: the first bank plans most of them at
+    // once, so the ETA holds from its first seconds.
+    let progress = Step::probe_work("layer probes");
     let all = Columns::Range(0..layers * hidden);
     let single = |k: usize| k * hidden..(k + 1) * hidden;
     let cumulative = |k: usize| cumulative_range(k, hidden);
@@ -110,7 +112,7 @@ pub fn probe_layers(
     if let Some(delta) = plan.stop_at_choice {
         cumulative_until_choice(bench, &all, &mut rows, later, hidden, delta)?;
     }
-    progress.finish_and_clear();
+    progress.finish();
     for row in &rows {
         info!(
             "layer {}: alone {}; layers 0..={} {}",

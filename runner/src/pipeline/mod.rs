@@ -4,9 +4,13 @@ pub mod control;
 pub mod corpora;
 pub mod downstream;
 pub mod extract;
+pub mod fingerprints;
 pub mod host;
 pub mod layers;
+pub mod preflight;
 pub mod probing;
+pub mod record;
+pub mod resources;
 pub mod saved;
 pub mod selection;
 pub mod sharding;
@@ -26,14 +30,14 @@ use crate::report::{
 };
 use crate::spec::{LoadedSpec, TaskSpec};
 use crate::store::{ActivationStore, Manifest};
-use crate::util::hashing::fingerprint_path;
 
 use control::ControlSummary;
 use corpora::{encode_targets, read_splits, EncodedTargets, Splits};
 use extract::{Extraction, Extractor};
+use fingerprints::InputFingerprints;
 use layers::{oracle_score, probe_layers, LayerPlan};
 use probing::{Columns, HeldColumns, ProbeBench, Score};
-use saved::{results_fingerprint, SavedResults};
+use saved::{results_fingerprint, PluginStamp, SavedResults};
 use selection::SelectionRun;
 
 /// Opens the plugin registry the spec points at.
@@ -84,6 +88,25 @@ pub fn check_plugins(loaded: &LoadedSpec, registry: &PluginRegistry) -> Result<(
     Ok(())
 }
 
+/// The selector plugins the spec names, with their versions, in spec order.
+fn selector_stamps(loaded: &LoadedSpec, registry: &PluginRegistry) -> Result<Vec<PluginStamp>> {
+    let selection = &loaded.spec.selection;
+    let stages = [&selection.clustering, &selection.ranking]
+        .into_iter()
+        .flatten()
+        .chain(&selection.compare);
+    stages
+        .map(|stage| {
+            let plugin = registry.find(&stage.selector.value, PluginKind::Selector)?;
+            Ok(PluginStamp {
+                name: plugin.name.clone(),
+                version: plugin.version.clone(),
+                interface_version: plugin.interface_version,
+            })
+        })
+        .collect()
+}
+
 /// The backend's parameters: the spec's `params` plus the resolved model path.
 pub fn backend_params(loaded: &LoadedSpec) -> Result<String> {
     let model = &loaded.spec.model;
@@ -111,6 +134,8 @@ pub struct ExtractionSetup {
     pub targets: EncodedTargets,
     /// The extraction's identity (its splits are filled in by `finish`).
     pub manifest: Manifest,
+    /// The content hashes of every input file, as keyed and recorded.
+    pub inputs: InputFingerprints,
     pub store: ActivationStore,
     pub load_seconds: f64,
     pub read_seconds: f64,
@@ -121,6 +146,7 @@ impl ExtractionSetup {
         let stage = Instant::now();
         let registry = open_registry(loaded)?;
         check_plugins(loaded, &registry)?;
+        preflight::check_plugin_params(loaded, &registry)?;
         let backend_name = &loaded.spec.model.backend.value;
         let plugin = registry.find(backend_name, PluginKind::Backend)?.clone();
         let encoder = registry.open_backend(backend_name, &backend_params(loaded)?)?;
@@ -141,14 +167,14 @@ impl ExtractionSetup {
         let splits = read_splits(loaded)?;
         let targets = encode_targets(loaded.spec.data.task, &splits)?;
         let read_seconds = stage.elapsed().as_secs_f64();
-        let manifest = build_manifest(
+        let inputs = InputFingerprints::of(loaded, &splits)?;
+        let identity = fingerprints::extraction_identity(
             loaded,
-            &plugin.name,
-            &plugin.version,
+            (&plugin.name, &plugin.version),
             &description,
-            &splits,
-            &targets,
+            &inputs,
         )?;
+        let manifest = Manifest::new(identity, targets.classes.clone())?;
         let store_dir = loaded
             .spec
             .store
@@ -164,6 +190,7 @@ impl ExtractionSetup {
             splits,
             targets,
             manifest,
+            inputs,
             store: ActivationStore::new(&store_dir),
             load_seconds,
             read_seconds,
@@ -210,16 +237,23 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
     let [train, dev, test] = &extraction.stored.splits[..] else {
         anyhow::bail!("internal error: the store returned the wrong number of splits");
     };
+    let budget = resources::MemoryBudget::of(loaded);
+    info!("{}", budget.describe());
     let bench = ProbeBench::new(
         [train, dev, test],
         probe_task(loaded.spec.data.task, targets),
         &loaded.spec.probe,
         loaded.spec.seed,
     )
-    .with_in_memory_mb(loaded.spec.store.in_memory_mb);
+    .with_in_memory_mb(budget.mb);
     let held = HeldColumns::default();
     let bench = bench.with_held(&held);
-    let fingerprint = results_fingerprint(loaded, &extraction.stored.manifest.key);
+    let fingerprint = results_fingerprint(
+        loaded,
+        &extraction.stored.manifest.key,
+        &selector_stamps(loaded, registry)?,
+        budget.mb,
+    )?;
     let saved = if options.recompute {
         None
     } else {
@@ -268,7 +302,6 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
                 results.downstream = Some(downstream::run_downstream(&bench, &results, spec)?);
                 timings.downstream = stage.elapsed().as_secs_f64();
             }
-            results.write(&output)?;
             results
         }
     };
@@ -287,10 +320,49 @@ pub fn run_experiment(loaded: &LoadedSpec, options: RunOptions) -> Result<Report
         results_reused,
         timings,
     )?;
-    attach_plots(&output, &mut report);
-    crate::report::write_report(&output, &report)?;
+    if budget.is_reduced() {
+        let text = format!(
+            "{}: matrices above it were streamed, and shuffled probes on streamed rows can differ from a run on a machine with more memory",
+            budget.describe()
+        );
+        warn!("{text}");
+        report.warnings.push(text);
+    }
+    write_outputs(loaded, &setup.inputs, &results, results_reused, &mut report)?;
     info!("report written to {}", output.join("report.md").display());
     Ok(report)
+}
+
+/// Writes the run's outputs as one set, sealed by `outputs.json` (see
+/// [`record`]): the old seal goes first, the new one last.
+fn write_outputs(
+    loaded: &LoadedSpec,
+    inputs: &InputFingerprints,
+    results: &SavedResults,
+    results_reused: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let output = loaded.output_dir();
+    record::RunRecord::retract(&output)?;
+    if !results_reused {
+        results.write(&output)?;
+    }
+    attach_plots(&output, report);
+    crate::report::write_report(&output, report)?;
+    // What ran is kept beside what it produced.
+    crate::util::atomic::write_atomic(&output.join("spec.yaml"), loaded.text.as_bytes())?;
+    let mut files: Vec<String> = ["spec.yaml", saved::RESULTS_FILE, "report.json", "report.md"]
+        .map(String::from)
+        .to_vec();
+    files.extend(report.plots.iter().cloned());
+    record::RunRecord::seal(
+        &output,
+        &results.store_key,
+        &results.fingerprint,
+        inputs,
+        &files,
+    )?;
+    Ok(())
 }
 
 /// The control task for the oracle and the final selection.
@@ -349,35 +421,6 @@ fn probe_task(task: TaskSpec, targets: &EncodedTargets) -> Task {
     }
 }
 
-fn build_manifest(
-    loaded: &LoadedSpec,
-    backend: &str,
-    backend_version: &str,
-    description: &ModelDescription,
-    splits: &Splits,
-    targets: &EncodedTargets,
-) -> Result<Manifest> {
-    let data = &loaded.spec.data;
-    let identity = crate::store::manifest_identity(
-        backend,
-        backend_version,
-        description,
-        fingerprint_path(&loaded.resolve(&loaded.spec.model.path.value))?,
-        splits.data_fingerprints()?,
-        format!(
-            "task={:?} reader={:?} split={:?} subword={:?} sentence={:?} params={:?}",
-            data.task,
-            data.reader,
-            data.split,
-            data.subword_pooling,
-            data.sentence_pooling,
-            loaded.spec.model.params
-        ),
-        loaded.spec.store.dtype,
-    );
-    Manifest::new(identity, targets.classes.clone())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn assemble_report(
     loaded: &LoadedSpec,
@@ -415,14 +458,17 @@ fn assemble_report(
         warnings.push(note.clone());
     }
     if !targets.unseen.is_empty() {
-        warnings.push(format!(
+        let text = format!(
             "{} dev/test label(s) never occur in train and are always counted wrong: {}",
             targets.unseen.len(),
             targets.unseen.join(", ")
-        ));
+        );
+        warn!("{text}");
+        warnings.push(text);
     }
     let manifest = &extraction.stored.manifest;
     let word_level = spec.data.is_word_level();
+    let total_features = (states * description.hidden_size) as usize;
     Ok(Report {
         name: spec.name.clone().unwrap_or_else(|| spec_stem(&loaded.path)),
         spec: loaded.path.display().to_string(),
@@ -456,7 +502,7 @@ fn assemble_report(
             "accuracy"
         }
         .into(),
-        probe: format!("{:?}", spec.probe),
+        probe: spec.probe.clone(),
         majority_baseline: majority,
         oracle: OracleSummary {
             features: (states * description.hidden_size) as usize,
@@ -473,9 +519,12 @@ fn assemble_report(
                 / manifest.extraction_seconds.max(1e-9),
             windowed_units: manifest.windowed_units,
         },
-        layer_selector: results.outcome.layer_selector.clone(),
-        clustering: results.outcome.clustering.clone(),
-        selection: results.outcome.selection.clone(),
+        layer_selector: (results.outcome.layer_selector.as_ref())
+            .map(|c| crate::report::LayerSelectorSummary::new(c, total_features)),
+        clustering: (results.outcome.clustering.as_ref())
+            .map(|c| crate::report::ClusteringSummary::new(c, total_features)),
+        selection: (results.outcome.selection.as_ref())
+            .map(|s| crate::report::SelectionSummary::new(s, total_features)),
         comparison: results.outcome.comparison.clone(),
         control: results.control.clone(),
         downstream: results.downstream.clone(),

@@ -9,11 +9,12 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use crate::probe::{
-    accuracy, majority_baseline, pearson, train_probe, train_probe_streamed, BankInput,
-    ProbeSettings, RowBlocks, Task, TrainedProbe,
+    accuracy, majority_baseline, pearson, planned_batch_steps, train_probe, train_probe_streamed,
+    BankInput, ProbeSettings, RowBlocks, Task, TrainedProbe,
 };
 pub use crate::store::Columns;
 use crate::store::StoredSplit;
+use crate::util::progress::Reservation;
 
 /// `store.in_memory_mb` when the spec does not say.
 pub const DEFAULT_IN_MEMORY_MB: usize = 2048;
@@ -397,6 +398,9 @@ impl ColumnBank<'_> {
     pub fn score(&self, ranges: &[Range<usize>]) -> Result<Vec<(Score, TrainedProbe)>> {
         let bench = self.bench;
         let Some(gathered) = &self.gathered else {
+            // Streamed one after another: their ETA covers them all.
+            let steps = planned_batch_steps(bench.settings, bench.train.rows) * ranges.len() as u64;
+            let _planned = Reservation::new(steps);
             return ranges
                 .iter()
                 .map(|r| bench.score(&self.base.sub(r.clone())))

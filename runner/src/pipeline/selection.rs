@@ -18,6 +18,7 @@ use crate::plugins::PluginRegistry;
 use crate::probe::{probe_cost, Task, TrainedProbe};
 use crate::spec::{SelectionSpec, SelectorStageSpec, TopNSpec};
 use crate::store::StoredSplit;
+use crate::util::progress::Step;
 
 use super::host::{HostProbe, SharedInput};
 use super::layers::{cumulative_dev, oracle_score, LayerScores};
@@ -301,7 +302,7 @@ impl SelectionRun<'_> {
     /// The spec's top-N settings, or the paper's (its grid, delta 1%).
     fn top_n_spec(&self) -> TopNSpec {
         self.spec.top_n.clone().unwrap_or(TopNSpec {
-            delta: 1.0,
+            delta: None,
             fractions: None,
             sizes: None,
             target: None,
@@ -318,13 +319,17 @@ impl SelectionRun<'_> {
         grid.target = None;
         let sizes = candidate_sizes(&grid, self.states * self.hidden, columns.len());
         let mut curves = Vec::with_capacity(stages.len());
+        let probes = (stages.len() * sizes.len()) as u64;
+        let progress = Step::counted("ranker comparison", probes, "probes");
         for stage in stages {
+            progress.set_message(stage.selector.value.as_str());
             let t = Instant::now();
             let ranked = self.rank(stage, columns)?;
             let seconds = t.elapsed().as_secs_f64();
             let mut points = Vec::with_capacity(sizes.len());
             for &n in &sizes {
                 let (score, _) = self.bench.score(&Columns::List(ranked[..n].to_vec()))?;
+                progress.inc(1);
                 points.push(Candidate {
                     n,
                     dev: score.dev,
@@ -347,6 +352,7 @@ impl SelectionRun<'_> {
                 points,
             });
         }
+        progress.finish();
         Ok(curves)
     }
 
@@ -417,8 +423,12 @@ impl SelectionRun<'_> {
             shared,
         };
         let gathered = started.elapsed().as_secs_f64();
+        // The plugin's work cannot be counted from here: its elapsed time
+        // (and the batches of the probes it asks the host for) show it runs.
+        let heartbeat = Step::heartbeat(format!("selector {name}"));
         let selection =
             plugin.check_result("select", selector.select(&input, lend_probe_host(&host)))?;
+        heartbeat.finish();
         tracing::debug!(
             "selector '{name}': {:.3} s, of which {gathered:.3} s gathering its input",
             started.elapsed().as_secs_f64()
@@ -452,8 +462,12 @@ impl SelectionRun<'_> {
     /// [`SharedProbes`]).
     fn kept_probe(&self, kept: &[usize]) -> Result<TrainedProbe> {
         let columns = Columns::List(kept.to_vec());
-        self.shared_probes
-            .get_or_train(kept, || self.bench.train(&columns))
+        let progress = Step::probe_work(format!("probe of the {} kept neurons", kept.len()));
+        let probe = self
+            .shared_probes
+            .get_or_train(kept, || self.bench.train(&columns))?;
+        progress.finish();
+        Ok(probe)
     }
 
     /// A filter's result, scored by the probe on its kept columns.
@@ -509,11 +523,15 @@ impl SelectionRun<'_> {
         reference: Score,
     ) -> Result<(FinalSelection, TrainedProbe)> {
         let total = self.states * self.hidden;
-        let target = reference.dev * (1.0 - spec.delta / 100.0);
+        let spec = &self.clamp_target(spec, ranked.len());
+        let target = reference.dev * (1.0 - spec.delta() / 100.0);
         let mut candidates = Vec::new();
         let sizes = candidate_sizes(spec, total, ranked.len());
         let threads = rayon::current_num_threads().max(1);
         let widest = sizes.last().copied().unwrap_or(0);
+        // Candidates count when their wave is scored; the message gives the
+        // wave and its probes' batches.
+        let progress = Step::counted("top-N search", sizes.len() as u64, "candidates");
         // Every candidate is a prefix of the ranking: the columns are
         // gathered and prepared once for the whole search.
         let chosen = match widest {
@@ -521,9 +539,13 @@ impl SelectionRun<'_> {
             _ => self.bench.with_bank(
                 &Columns::List(ranked[..widest].to_vec()),
                 |bank| -> Result<Option<(Candidate, TrainedProbe)>> {
-                    for sizes in search_groups(&sizes, threads) {
+                    let waves = search_groups(&sizes, threads);
+                    for (wave, sizes) in waves.iter().enumerate() {
+                        progress.set_message(format!("wave {} of {}", wave + 1, waves.len()));
                         let ranges: Vec<_> = sizes.iter().map(|&n| 0..n).collect();
-                        for (&n, (score, probe)) in sizes.iter().zip(bank.score(&ranges)?) {
+                        let scored = bank.score(&ranges)?;
+                        progress.inc(sizes.len() as u64);
+                        for (&n, (score, probe)) in sizes.iter().zip(scored) {
                             let candidate = Candidate {
                                 n,
                                 dev: score.dev,
@@ -547,6 +569,7 @@ impl SelectionRun<'_> {
         let (chosen, probe) = match chosen {
             Some(found) => found,
             None => {
+                progress.set_message(format!("all {} ranked neurons", ranked.len()));
                 let (score, probe) = self.bench.score(&Columns::List(ranked.to_vec()))?;
                 let all = Candidate {
                     n: ranked.len(),
@@ -556,6 +579,7 @@ impl SelectionRun<'_> {
                 (all, probe)
             }
         };
+        progress.finish();
         let selection = FinalSelection {
             selector: selector.to_string(),
             features: chosen.n,
@@ -563,7 +587,7 @@ impl SelectionRun<'_> {
             test: chosen.test,
             reduction: 100.0 * (1.0 - chosen.n as f64 / total as f64),
             reference_dev: reference.dev,
-            delta: spec.delta,
+            delta: spec.delta(),
             target: spec.target,
             candidates,
             neurons: ranked[..chosen.n]
@@ -573,6 +597,43 @@ impl SelectionRun<'_> {
         };
         Ok((selection, probe))
     }
+}
+
+impl SelectionRun<'_> {
+    /// The top-N settings with `target` cut to the `available` ranked
+    /// neurons, so that the result (and the report) show the budget
+    /// actually used; a cut is noted for the log and the report.
+    fn clamp_target(&self, spec: &TopNSpec, available: usize) -> TopNSpec {
+        let (used, note) = clamp_target(spec, available);
+        if let Some(note) = note {
+            // The note itself reaches the log as a warning with the report.
+            info!(
+                "top-N: budget cut from {} to {available} neurons",
+                spec.target.unwrap_or_default()
+            );
+            self.notes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(note);
+        }
+        used
+    }
+}
+
+/// `spec` with its `target` no larger than `available`, and the note to
+/// give when it had to be cut.
+fn clamp_target(spec: &TopNSpec, available: usize) -> (TopNSpec, Option<String>) {
+    let mut used = spec.clone();
+    let Some(asked) = spec.target.filter(|&target| target > available) else {
+        return (used, None);
+    };
+    used.target = Some(available);
+    let note = format!(
+        "`selection.top_n.target: {asked}` asks for more neurons than the {available} left to rank \
+         after the earlier stages; the selection keeps all {available} (budget {available}, not {asked}). \
+         Lower `target` to at most {available} to choose the budget yourself"
+    );
+    (used, Some(note))
 }
 
 /// The candidates in waves, each wave one probe bank (its probes share
@@ -774,7 +835,7 @@ mod tests {
     #[test]
     fn paper_grid_gives_the_papers_sizes() {
         let spec = TopNSpec {
-            delta: 1.0,
+            delta: None,
             fractions: None,
             sizes: None,
             target: None,
@@ -785,6 +846,26 @@ mod tests {
         assert_eq!(*sizes.last().unwrap(), 599);
         let sizes = candidate_sizes(&spec, 2688, 539);
         assert!(sizes.contains(&403) && sizes.contains(&537) && !sizes.contains(&672));
+    }
+
+    #[test]
+    fn a_target_above_the_ranked_neurons_is_cut_and_noted() {
+        let spec = TopNSpec {
+            delta: None,
+            fractions: None,
+            sizes: None,
+            target: Some(999_999),
+        };
+        let (used, note) = clamp_target(&spec, 711);
+        assert_eq!(used.target, Some(711), "the budget actually used");
+        let note = note.expect("the cut is reported");
+        assert!(note.contains("999999") && note.contains("711"), "{note}");
+        let within = TopNSpec {
+            target: Some(700),
+            ..spec
+        };
+        let (used, note) = clamp_target(&within, 711);
+        assert_eq!((used.target, note), (Some(700), None));
     }
 
     #[test]

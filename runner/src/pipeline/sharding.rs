@@ -43,9 +43,23 @@ pub fn extract(loaded: &LoadedSpec, shard: Option<Shard>) -> Result<ExtractOutco
         });
     }
     let extractor = setup.extractor(loaded);
+    extractor.check_room(&setup.store, &setup.manifest, &setup.splits)?;
     let plan = extractor.plan(&setup.splits);
     let cols = setup.manifest.columns();
-    let pending = setup.store.begin(&key)?;
+    let pending = match shard {
+        Some(_) => setup.store.begin_shard(&key)?,
+        None => setup.store.begin(&key)?,
+    };
+    if shard.is_none() && setup.store.is_finished(&key) {
+        // Another process finished the entry while we waited for it.
+        return Ok(ExtractOutcome {
+            written: 0,
+            planned: 0,
+            finished: Some(setup.store.entry_dir(&key)),
+            partial: pending.dir().to_path_buf(),
+            missing: 0,
+        });
+    }
     let written =
         extractor.extract_chunks(&pending, &plan, cols, &setup.splits, &setup.targets, shard)?;
     let planned = plan

@@ -86,6 +86,7 @@ impl PluginRegistry {
                 Err(rejected) => registry.rejected.push(rejected),
             }
         }
+        registry.refuse_duplicates();
         Ok(registry)
     }
 
@@ -148,6 +149,27 @@ impl PluginRegistry {
         let plugin = self.find(name, PluginKind::Selector)?;
         let open = plugin.module.open_selector();
         plugin.check_result("open", open(params_json.into()))
+    }
+}
+
+impl LoadedPlugin {
+    /// Runs the plugin's own check of its parameters (interface version 2):
+    /// nothing is built, a backend only opens its model far enough to check
+    /// it. `Err` carries the plugin's message as it is, for the caller to
+    /// point at the spec's line.
+    pub fn validate(&self, params_json: &str) -> Result<(), String> {
+        let Some(validate) = self.module.validate() else {
+            // Only a library whose version check was bypassed can lack it.
+            return Err(format!(
+                "{} has no `validate` entry (interface version {}); rebuild the plugin against \
+                 this version of sieve-core",
+                self.file.display(),
+                self.interface_version
+            ));
+        };
+        validate(params_json.into())
+            .into_result()
+            .map_err(String::from)
     }
 }
 

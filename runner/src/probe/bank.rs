@@ -13,9 +13,10 @@ use std::ops::Range;
 
 use super::data::{self, Problem, RawInput};
 use super::{
-    bf16, fitted_probe, solver_adam, train_probe, Precision, ProbeError, ProbeSettings, Solver,
-    Task, TrainedProbe,
+    bf16, fitted_probe, planned_batch_steps, solver_adam, train_probe, Precision, ProbeError,
+    ProbeSettings, Solver, Task, TrainedProbe,
 };
+use crate::util::progress::Reservation;
 
 /// A training matrix ready for probe banks over its column ranges.
 pub struct BankInput<'a> {
@@ -82,7 +83,12 @@ impl<'a> BankInput<'a> {
         }
         let s = self.settings;
         let (fitted, outputs, standardization) = match &self.prepared {
-            Prepared::Alone => return ranges.iter().map(|r| self.train_alone(r)).collect(),
+            Prepared::Alone => {
+                // One after another: their ETA covers them all.
+                let steps = planned_batch_steps(s, self.raw.rows) * ranges.len() as u64;
+                let _planned = Reservation::new(steps);
+                return ranges.iter().map(|r| self.train_alone(r)).collect();
+            }
             // One f32 probe trains faster alone: its products use every thread.
             Prepared::F32(_) if ranges.len() == 1 => {
                 return self.train_alone(&ranges[0]).map(|p| vec![p])

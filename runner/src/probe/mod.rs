@@ -144,6 +144,17 @@ pub fn train_probe_bank(
     BankInput::new(x, (rows, cols), labels, targets, task, settings, seed)?.train(ranges)
 }
 
+/// The batch steps one probe on `rows` training rows plans for the
+/// progress display (see [`crate::util::progress::ProbeWork`]): every
+/// mini-batch of every epoch for Adam, the iteration limit for FISTA (a
+/// full-batch iteration counts as one step).
+pub fn planned_batch_steps(settings: &ProbeSettings, rows: usize) -> u64 {
+    match settings.solver {
+        Solver::Adam => solver_adam::batch_steps(rows, settings, 1),
+        Solver::Fista => settings.max_iter as u64,
+    }
+}
+
 /// The trained probe of a solver's result; the note says which solver
 /// ran, with what, and `how` (e.g. that the rows were streamed).
 fn fitted_probe(

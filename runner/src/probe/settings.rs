@@ -4,7 +4,7 @@
 //! reproduces Dalvi et al. (2020); only `shuffle` departs from the paper by
 //! default (seeded shuffling is the common practice and costs nothing).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ProbeError;
 
@@ -46,7 +46,9 @@ pub struct ProbeSettings {
     pub l2: f32,
     /// Adam step size.
     pub learning_rate: f32,
-    /// Adam passes over the training rows.
+    /// Adam passes over the training rows; 0 is refused while parsing
+    /// (with the spec's line): a probe that never trains scores nothing.
+    #[serde(deserialize_with = "epochs_at_least_one")]
     pub epochs: usize,
     /// Adam mini-batch size (the last batch of an epoch may be smaller).
     pub batch_size: usize,
@@ -54,7 +56,8 @@ pub struct ProbeSettings {
     pub shuffle: bool,
     /// Z-score every column with the training mean/std before the probe.
     pub standardize: bool,
-    /// FISTA iteration limit.
+    /// FISTA iteration limit (at least 1, like `epochs`).
+    #[serde(deserialize_with = "max_iter_at_least_one")]
     pub max_iter: usize,
     /// FISTA stops when the relative parameter change falls below this.
     pub tolerance: f32,
@@ -136,10 +139,20 @@ impl ProbeSettings {
                 "batch_size must be >= 1".into(),
             ));
         }
+        if self.epochs == 0 {
+            return Err(ProbeError::InvalidSettings(
+                "epochs must be >= 1: with 0 the probe keeps its initial weights".into(),
+            ));
+        }
         Ok(())
     }
 
     fn validate_fista(&self) -> Result<(), ProbeError> {
+        if self.max_iter == 0 {
+            return Err(ProbeError::InvalidSettings(
+                "max_iter must be >= 1: with 0 the probe keeps its initial weights".into(),
+            ));
+        }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return Err(ProbeError::InvalidSettings(format!(
                 "tolerance must be finite and >= 0, got {}",
@@ -148,6 +161,31 @@ impl ProbeSettings {
         }
         Ok(())
     }
+}
+
+fn epochs_at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    at_least_one(deserializer, "probe.epochs", "the paper's 10")
+}
+
+fn max_iter_at_least_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    at_least_one(deserializer, "probe.max_iter", "300")
+}
+
+/// A count that must be at least 1; the message reaches the user with the
+/// spec's line and column.
+fn at_least_one<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    field: &str,
+    default: &str,
+) -> Result<usize, D::Error> {
+    let value = usize::deserialize(deserializer)?;
+    if value == 0 {
+        return Err(serde::de::Error::custom(format!(
+            "field `{field}`: must be at least 1: with 0 the probe never trains and keeps its \
+             initial weights; leave the field out for the default ({default})"
+        )));
+    }
+    Ok(value)
 }
 
 /// What the probe predicts.

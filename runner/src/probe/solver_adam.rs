@@ -20,6 +20,7 @@ use super::objective::{
 };
 use super::rng::SplitMix64;
 use super::settings::ProbeSettings;
+use crate::util::progress::ProbeWork;
 
 /// Random stream ids, so init and shuffling of one seed are independent.
 const INIT_STREAM: u64 = 1;
@@ -478,14 +479,15 @@ impl AdamState {
         );
     }
 
-    /// Every mini-batch of `x` ([rows, cols]) in `order`; returns the
-    /// summed row losses.
+    /// Every mini-batch of `x` ([rows, cols]) in `order`, each counted in
+    /// `work`; returns the summed row losses.
     fn pass(
         &mut self,
         x: &[f32],
         targets: Targets<'_>,
         order: &mut BatchOrder,
         s: &ProbeSettings,
+        work: &ProbeWork,
     ) -> f64 {
         let rows = targets.len();
         let cols = self.w.len() / self.bias.len();
@@ -494,6 +496,7 @@ impl AdamState {
             let len = s.batch_size.min(rows - start);
             let (xb, batch_targets) = order.batch(x, (cols, cols), targets, start, len);
             total += self.step(xb, batch_targets, s) * len as f64;
+            work.done(1);
         }
         total
     }
@@ -526,10 +529,11 @@ pub(crate) fn train_adam(
     let mut state = AdamState::new(p.outputs, p.cols, seed, init, probe_threads(p.cols));
     let mut order = BatchOrder::new(p.rows, s.shuffle, seed);
     let mut epoch_loss = f64::NAN;
+    let work = ProbeWork::plan(batch_steps(p.rows, s, 1));
     with_f32(&p.x, |x| {
         for _ in 0..s.epochs {
             order.start_epoch();
-            epoch_loss = state.pass(x, p.targets, &mut order, s) / p.rows as f64;
+            epoch_loss = state.pass(x, p.targets, &mut order, s, &work) / p.rows as f64;
         }
     })?;
     finish(state.w, state.bias, s, epoch_loss)
@@ -593,6 +597,7 @@ pub(crate) fn bank_epochs(
     mut step_all: impl FnMut(&mut BatchOrder, usize, usize, bool) -> Vec<f64>,
 ) -> Vec<f64> {
     let mut epoch_losses = vec![f64::NAN; probes];
+    let work = ProbeWork::plan(batch_steps(rows, s, probes));
     for epoch in 0..s.epochs {
         let last = epoch + 1 == s.epochs;
         order.start_epoch();
@@ -602,6 +607,7 @@ pub(crate) fn bank_epochs(
             for (total, loss) in totals.iter_mut().zip(step_all(order, start, len, last)) {
                 *total += loss * len as f64;
             }
+            work.done(probes as u64);
         }
         for (loss, total) in epoch_losses.iter_mut().zip(&totals) {
             *loss = total / rows as f64;
@@ -629,6 +635,11 @@ pub(crate) fn train_adam_blocks(
     let starts: Vec<usize> = (0..rows).step_by(block_rows.max(1)).collect();
     let mut block_rng = SplitMix64::for_stream(seed, SHUFFLE_STREAM + 1);
     let mut epoch_loss = f64::NAN;
+    let per_epoch: usize = starts
+        .iter()
+        .map(|&start| block_rows.min(rows - start).div_ceil(s.batch_size.max(1)))
+        .sum();
+    let work = ProbeWork::plan(per_epoch as u64 * s.epochs as u64);
     for epoch in 0..s.epochs {
         let mut order_of_blocks: Vec<u32> = (0..starts.len() as u32).collect();
         if s.shuffle {
@@ -643,11 +654,18 @@ pub(crate) fn train_adam_blocks(
                 seed ^ ((epoch as u64) << 32 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let mut order = BatchOrder::new(len, s.shuffle, block_seed);
             order.start_epoch();
-            total += state.pass(&x, targets.slice(start, len), &mut order, s);
+            total += state.pass(&x, targets.slice(start, len), &mut order, s, &work);
         }
         epoch_loss = total / rows as f64;
     }
     finish(state.w, state.bias, s, epoch_loss)
+}
+
+/// The batch steps of `probes` probes trained together on `rows` rows for
+/// the settings' epochs (for the progress display).
+pub(crate) fn batch_steps(rows: usize, s: &ProbeSettings, probes: usize) -> u64 {
+    let per_epoch = rows.div_ceil(s.batch_size.max(1)) as u64;
+    per_epoch * s.epochs as u64 * probes as u64
 }
 
 /// Checks the trained weights and writes the solver note.

@@ -15,7 +15,8 @@ use super::model::Fitted;
 use super::objective::Targets;
 use super::rng::SplitMix64;
 use super::settings::ProbeSettings;
-use super::solver_adam::{finish, torch_linear_init, AdamCoeffs, SHUFFLE_STREAM};
+use super::solver_adam::{batch_steps, finish, torch_linear_init, AdamCoeffs, SHUFFLE_STREAM};
+use crate::util::progress::ProbeWork;
 
 /// The device a `probe.device` setting names: `cpu`, `cuda` or `cuda:N`.
 pub(crate) fn device(name: &str) -> Result<Device, String> {
@@ -76,6 +77,7 @@ pub(crate) fn train_adam_on(
         .then(|| SplitMix64::for_stream(seed, SHUFFLE_STREAM));
     let mut perm: Vec<u32> = (0..p.rows as u32).collect();
     let mut epoch_loss = f64::NAN;
+    let work = ProbeWork::plan(batch_steps(p.rows, s, 1));
     for _ in 0..s.epochs {
         if let Some(rng) = &mut rng {
             rng.shuffle(&mut perm);
@@ -90,6 +92,7 @@ pub(crate) fn train_adam_on(
             };
             let target = batch_target(p.targets, rows, k, device)?;
             total += adam.step(&xb, &target, p.targets, s)? * len as f64;
+            work.done(1);
         }
         epoch_loss = total / p.rows as f64;
     }

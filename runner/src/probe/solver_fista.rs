@@ -23,6 +23,7 @@ use super::error::ProbeError;
 use super::model::Fitted;
 use super::objective::{column_sums, sum_abs, sum_squares, Targets};
 use super::settings::ProbeSettings;
+use crate::util::progress::ProbeWork;
 
 /// Power iterations for the initial Lipschitz estimate.
 const POWER_ITERS: usize = 8;
@@ -281,8 +282,12 @@ fn iterate(
     let mut f_x = obj.total(x);
     let mut prev: Option<(Vec<f32>, Vec<f32>)> = None;
     let mut t = 1.0f64;
+    // An iteration counts as one batch step (the batch is every row); a
+    // converged run counts the iterations it did not need when it ends.
+    let work = ProbeWork::plan(s.max_iter as u64);
     while stats.iterations < s.max_iter {
         stats.iterations += 1;
+        work.done(1);
         let t_next = (1.0 + (1.0 + 4.0 * t * t).sqrt()) / 2.0;
         let beta = ((t - 1.0) / t_next) as f32;
         let y = match &prev {

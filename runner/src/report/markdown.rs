@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::{removed_fraction, Report, SelectionSummary};
+use crate::probe::{Precision, ProbeSettings, Solver};
 
 /// The report as Markdown: the model, the baseline and oracle, the
 /// per-layer table and where the time went.
@@ -19,7 +20,13 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "Task: {} ({} classes), rows train {} / dev {} / test {}. Metric: {}. Probe: {}.\n",
-        d.task, d.classes, d.train_rows, d.dev_rows, d.test_rows, report.metric, report.probe
+        d.task,
+        d.classes,
+        d.train_rows,
+        d.dev_rows,
+        d.test_rows,
+        report.metric,
+        probe_text(&report.probe)
     );
     for warning in &report.warnings {
         let _ = writeln!(out, "**Warning:** {warning}\n");
@@ -34,6 +41,25 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(out, "\n![{chart}]({chart})");
     }
     out
+}
+
+/// The probe's settings in words, those of its solver only, e.g. `adam
+/// (l1 0.00001, l2 0.00001, learning_rate 0.001, epochs 10, ...)`.
+fn probe_text(p: &ProbeSettings) -> String {
+    let precision = match p.precision {
+        Precision::F32 => "f32",
+        Precision::Bf16 => "bf16",
+    };
+    match p.solver {
+        Solver::Adam => format!(
+            "adam (l1 {}, l2 {}, learning_rate {}, epochs {}, batch_size {}, shuffle {}, standardize {}, device {}, precision {precision})",
+            p.l1, p.l2, p.learning_rate, p.epochs, p.batch_size, p.shuffle, p.standardize, p.device
+        ),
+        Solver::Fista => format!(
+            "fista (l1 {}, l2 {}, max_iter {}, tolerance {}, standardize {})",
+            p.l1, p.l2, p.max_iter, p.tolerance, p.standardize
+        ),
+    }
 }
 
 /// Scores are printed x100: percent for accuracy, r x 100 for Pearson.
@@ -56,9 +82,8 @@ fn pct_or_dash(value: Option<f64>) -> String {
 
 fn write_summary(out: &mut String, report: &Report) {
     let _ = writeln!(out, "Scores: {} ({}).\n", report.metric, unit(report));
-    let total = report.oracle.features as f64;
-    let reduction =
-        |features: usize| format!("{:.1}", 100.0 * (1.0 - features as f64 / total.max(1.0)));
+    let total = report.model.features as usize;
+    let reduction = |features: usize| format!("{:.1}", 100.0 * removed_fraction(features, total));
     let _ = writeln!(
         out,
         "| | layers | features | reduction % | dev | test |\n|---|---|---:|---:|---:|---:|"
@@ -86,7 +111,7 @@ fn write_summary(out: &mut String, report: &Report) {
         let _ = writeln!(
             out,
             "| LayerSelector (delta {}%) | {layers} | {} | {} | {} | {} |",
-            ls.delta,
+            percent_text(ls.max_relative_drop),
             ls.features,
             reduction(ls.features),
             pct(ls.dev),
@@ -106,9 +131,9 @@ fn write_summary(out: &mut String, report: &Report) {
         );
     }
     if let Some(sel) = &report.selection {
-        let rule = match sel.target {
+        let rule = match sel.budget_features {
             Some(n) => format!("budget {n}"),
-            None => format!("delta {}%", sel.delta),
+            None => format!("delta {}%", percent_text(sel.max_relative_drop)),
         };
         let _ = writeln!(
             out,
@@ -116,7 +141,7 @@ fn write_summary(out: &mut String, report: &Report) {
             sel.selector,
             selected_layers(&sel.neurons),
             sel.features,
-            sel.reduction,
+            100.0 * sel.removed_fraction,
             pct(sel.dev),
             pct(sel.test)
         );
@@ -150,13 +175,18 @@ fn selected_layers(neurons: &[[u32; 2]]) -> String {
     }
 }
 
-fn write_candidates(out: &mut String, sel: &crate::pipeline::selection::FinalSelection) {
-    let rule = match sel.target {
+/// A fraction as the percent the spec wrote (0.01 -> `1`), without the
+/// float noise of the conversion (0.035 * 100 = 3.5000000000000004).
+fn percent_text(fraction: f64) -> String {
+    let percent = fraction * 100.0;
+    let rounded = (percent * 1e9).round() / 1e9;
+    format!("{rounded}")
+}
+
+fn write_candidates(out: &mut String, sel: &SelectionSummary) {
+    let rule = match sel.budget_features {
         Some(n) => format!("a fixed budget of {n} neurons"),
-        None => format!(
-            "keep the first N with dev > {}",
-            pct(sel.reference_dev * (1.0 - sel.delta / 100.0))
-        ),
+        None => format!("keep the first N with dev > {}", pct(sel.dev_threshold)),
     };
     let _ = writeln!(
         out,
@@ -330,4 +360,30 @@ fn write_timings(out: &mut String, report: &Report) {
          {stages}total {:.2}.",
         t.load_plugins, t.read_data, t.extraction, t.total
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_settings_read_as_the_spec_writes_them() {
+        let adam = probe_text(&ProbeSettings::default());
+        assert!(adam.starts_with("adam (l1 0.00001, l2 0.00001, learning_rate 0.001, epochs 10"));
+        assert!(adam.ends_with("device cpu, precision f32)"), "{adam}");
+        let fista = ProbeSettings {
+            solver: Solver::Fista,
+            ..ProbeSettings::default()
+        };
+        assert_eq!(
+            probe_text(&fista),
+            "fista (l1 0.00001, l2 0.00001, max_iter 300, tolerance 0.0001, standardize false)"
+        );
+    }
+
+    #[test]
+    fn percent_text_has_no_float_noise() {
+        assert_eq!(percent_text(0.01), "1");
+        assert_eq!(percent_text(0.035), "3.5");
+    }
 }

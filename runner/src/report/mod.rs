@@ -1,8 +1,15 @@
 //! A run's results: `report.json` for machines, `report.md` for people.
+//!
+//! `report.json` is described field by field, with units, by
+//! `docs/report.schema.json`: every score, share and tolerance in it is a
+//! fraction (0.93, not 93), and its layout has a version
+//! ([`REPORT_FORMAT`]).
 
+mod json;
 mod markdown;
 mod plots;
 
+pub use json::{removed_fraction, ClusteringSummary, LayerSelectorSummary, SelectionSummary};
 pub use markdown::render_markdown;
 pub use plots::{find_font, write_plots};
 
@@ -13,10 +20,14 @@ use serde::Serialize;
 
 use crate::pipeline::layers::LayerScores;
 use crate::pipeline::probing::Score;
-use crate::pipeline::selection::{
-    FilterResult, FinalSelection, LayerChoice, RankerCurve, SelectionTimings,
-};
+use crate::pipeline::selection::{RankerCurve, SelectionTimings};
+use crate::probe::ProbeSettings;
 use crate::util::atomic::write_atomic;
+
+/// The layout version of `report.json` (its `report_format` field); bumped
+/// when a field changes name, meaning or unit. 2: structured `probe`, every
+/// share and tolerance a fraction.
+pub const REPORT_FORMAT: u32 = 2;
 
 /// Everything `report.json` holds.
 #[derive(Debug, Clone, Serialize)]
@@ -28,19 +39,20 @@ pub struct Report {
     pub data: DataSummary,
     /// `accuracy` (classification, tagging) or `pearson` (regression).
     pub metric: String,
-    /// The probe solver and its settings.
-    pub probe: String,
+    /// The probe solver and its settings, as the spec's `probe:` section
+    /// with every default filled in.
+    pub probe: ProbeSettings,
     /// Accuracy of always answering train's most frequent class.
     pub majority_baseline: Option<Score>,
     pub oracle: OracleSummary,
     pub layers: Vec<LayerRow>,
     pub extraction: ExtractionSummary,
     /// LayerSelector's choice, when the spec asks for it.
-    pub layer_selector: Option<LayerChoice>,
+    pub layer_selector: Option<LayerSelectorSummary>,
     /// After correlation clustering (or another filter).
-    pub clustering: Option<FilterResult>,
+    pub clustering: Option<ClusteringSummary>,
     /// The final top-N selection (CCFS).
-    pub selection: Option<FinalSelection>,
+    pub selection: Option<SelectionSummary>,
     /// Rankers compared on the same columns (`selection.compare`).
     pub comparison: Vec<RankerCurve>,
     /// Control task (Hewitt & Liang) and selectivity, when asked for.
@@ -138,9 +150,25 @@ pub struct Timings {
     pub total: f64,
 }
 
+/// `report.json`'s content: the format version, then the report.
+#[derive(Serialize)]
+struct ReportFile<'a> {
+    report_format: u32,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+/// The text of `report.json`.
+pub fn report_json(report: &Report) -> Result<String> {
+    Ok(serde_json::to_string_pretty(&ReportFile {
+        report_format: REPORT_FORMAT,
+        report,
+    })?)
+}
+
 /// Writes `report.json` and `report.md` into `dir`, each atomically.
 pub fn write_report(dir: &Path, report: &Report) -> Result<()> {
-    let json = serde_json::to_string_pretty(report)?;
+    let json = report_json(report)?;
     write_atomic(&dir.join("report.json"), json.as_bytes())?;
     write_atomic(&dir.join("report.md"), render_markdown(report).as_bytes())?;
     Ok(())

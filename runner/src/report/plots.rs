@@ -232,7 +232,7 @@ fn top_n_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, report: &Repor
         return Ok(false);
     }
     area.fill(&WHITE).map_err(draw_error)?;
-    let target = percent(selection.reference_dev * (1.0 - selection.delta / 100.0));
+    let target = percent(selection.dev_threshold);
     let scores = selection
         .candidates
         .iter()

@@ -5,15 +5,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::pipeline::record::RunRecord;
 use crate::pipeline::saved::SavedResults;
 use crate::spec::{parse_spec_text, LoadedSpec, SentencePoolingSpec, SubwordPoolingSpec, TaskSpec};
 
 use super::candle_encoder::write_truncated_encoder;
 use super::manifest::{
-    sha256_file, SlimManifest, SlimSource, SlimTask, CLASSIFIER_FILE, ENCODER_DIR, MANIFEST_FILE,
-    ORACLE_FILE, SLIM_FORMAT,
+    sha256_file, SlimManifest, SlimSource, SlimTask, CLASSIFIER_FILE, ENCODER_DIR, ORACLE_FILE,
+    SLIM_FORMAT,
 };
 use super::onnx_encoder::{write_pruned_onnx, ONNX_FILE};
+use super::output_folder::{check_output_folder, replace_with_staged};
+use crate::util::atomic::staging_dir;
 
 /// How `sieve export` treats its output folder and the run's spec.
 #[derive(Debug, Clone, Default)]
@@ -31,12 +34,7 @@ const SUPPORTED_BACKENDS: &[&str] = &["candle", "onnx"];
 /// Writes the slim model of the run in `run_dir` to `out_dir`, atomically
 /// (built beside it, then renamed). Returns the manifest written.
 pub fn export_run(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Result<SlimManifest> {
-    if out_dir.exists() && !options.force && !is_empty_dir(out_dir)? {
-        bail!(
-            "{} exists and is not empty; choose another folder or pass --force to replace it",
-            out_dir.display()
-        );
-    }
+    check_output_folder(run_dir, out_dir, options.force)?;
     let loaded = run_spec(run_dir, options.spec.as_deref())?;
     let spec = &loaded.spec;
     let backend = spec.model.backend.value.clone();
@@ -53,7 +51,17 @@ pub fn export_run(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Re
             bail!("export supports tagging and classification runs, not regression")
         }
     };
+    // The run's outputs must be one finished set, made from the model
+    // that is about to be truncated.
+    let record = RunRecord::verify(run_dir)?;
     let results = SavedResults::read(run_dir)?;
+    if results.store_key != record.store_key || results.fingerprint != record.results_fingerprint {
+        bail!(
+            "{} does not belong to the run recorded in {}; run `sieve run` on the run's spec again",
+            run_dir.join("results.json").display(),
+            run_dir.join(crate::pipeline::record::RECORD_FILE).display()
+        );
+    }
     let selection = results.outcome.selection.as_ref().with_context(|| {
         format!(
             "the run in {} has no final selection (its spec has no selection stages); nothing to export",
@@ -86,6 +94,8 @@ pub fn export_run(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Re
             model_path.display()
         )
     })?;
+    record.check_model(&source_model)?;
+    record.check_data()?;
     let mut spec_params = spec.model.params.clone().unwrap_or_default();
     spec_params.remove("model");
     // Hidden states the run probed (embeddings included): the oracle's
@@ -104,10 +114,7 @@ pub fn export_run(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Re
         .with_context(|| format!("{} is not a folder name", out_dir.display()))?
         .to_string_lossy()
         .into_owned();
-    let staging = tempfile::Builder::new()
-        .prefix(&format!("{name}.tmp-"))
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a staging folder in {}", parent.display()))?;
+    let staging = staging_dir(&parent, &format!(".{name}.tmp-"))?;
     let tmp = staging.path();
 
     let mut files = BTreeMap::new();
@@ -169,23 +176,11 @@ pub fn export_run(run_dir: &Path, out_dir: &Path, options: &ExportOptions) -> Re
             backend_params: spec_params,
         }),
     };
-    std::fs::write(
-        tmp.join(MANIFEST_FILE),
-        serde_json::to_string_pretty(&manifest)?,
-    )?;
-    if out_dir.exists() {
-        if out_dir.is_dir() {
-            std::fs::remove_dir_all(out_dir)
-        } else {
-            std::fs::remove_file(out_dir)
-        }
-        .with_context(|| format!("cannot replace {}", out_dir.display()))?;
-    }
-    let staged = staging.keep();
-    std::fs::rename(&staged, out_dir).with_context(|| {
-        let _ = std::fs::remove_dir_all(&staged);
-        format!("cannot move the slim model into {}", out_dir.display())
-    })?;
+    // With its own checksum: predict refuses an edited manifest.
+    manifest.write(tmp)?;
+    // The output folder may have changed while the model was written.
+    check_output_folder(run_dir, out_dir, options.force)?;
+    replace_with_staged(&staging.keep(), out_dir)?;
     Ok(manifest)
 }
 
@@ -337,16 +332,6 @@ fn read_report(run_dir: &Path) -> serde_json::Value {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null)
-}
-
-fn is_empty_dir(dir: &Path) -> Result<bool> {
-    if !dir.is_dir() {
-        return Ok(false);
-    }
-    Ok(std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .next()
-        .is_none())
 }
 
 pub(crate) fn subword_name(p: SubwordPoolingSpec) -> &'static str {

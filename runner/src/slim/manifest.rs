@@ -1,18 +1,28 @@
 //! `manifest.json`: what a slim model folder holds and the sha256 of every
 //! other file in it, checked before anything is loaded.
+//!
+//! The manifest covers itself too: `manifest_sha256` is the sha256 of its
+//! own canonical content (every other field, keys sorted, compact JSON),
+//! so an edited class name, neuron or pooling is refused instead of giving
+//! wrong labels without a word. `source` is left out of it: it only points
+//! `sieve bench --slim` at the run outside the folder, and moving that run
+//! is a reason to edit it.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::util::hashing::{canonical_json, sha256_hex};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Bumped when the folder's layout or meaning changes.
 pub const SLIM_FORMAT: u32 = 1;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The manifest's field holding the sha256 of its other content.
+pub const MANIFEST_CHECKSUM: &str = "manifest_sha256";
+/// Fields the manifest's own checksum leaves out (see the module notes).
+const UNCHECKED_FIELDS: &[&str] = &[MANIFEST_CHECKSUM, "source"];
 pub const CLASSIFIER_FILE: &str = "classifier.json";
 /// The run's oracle probe (all features of every hidden state), for
 /// `sieve bench --slim`; optional (older runs did not save it).
@@ -146,6 +156,7 @@ impl SlimManifest {
                 path.display()
             ),
         }
+        verify_own_checksum(&value, path)?;
         let manifest: Self = serde_json::from_value(value).with_context(|| {
             format!(
                 "{} is damaged (fields missing or of the wrong type); re-export the model with `sieve export`",
@@ -197,6 +208,18 @@ impl SlimManifest {
         }
     }
 
+    /// Writes `dir/manifest.json` with its own checksum.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(MANIFEST_FILE);
+        let mut value = serde_json::to_value(self)?;
+        let checksum = content_checksum(&value);
+        if let Some(object) = value.as_object_mut() {
+            object.insert(MANIFEST_CHECKSUM.into(), checksum.into());
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(&value)?)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
     /// The path the backend's `model` parameter gets: the encoder folder or
     /// file inside `dir` (checked to stay inside it).
     pub fn encoder_path(&self, dir: &Path) -> Result<PathBuf> {
@@ -225,6 +248,52 @@ impl SlimManifest {
     }
 }
 
+/// sha256 (hex) of a manifest's canonical content: every field but
+/// [`UNCHECKED_FIELDS`], keys sorted at every level, compact JSON.
+fn content_checksum(manifest: &serde_json::Value) -> String {
+    let kept = match manifest.as_object() {
+        Some(object) => serde_json::Value::Object(
+            object
+                .iter()
+                .filter(|(key, _)| !UNCHECKED_FIELDS.contains(&key.as_str()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        ),
+        None => manifest.clone(),
+    };
+    // Serialising a JSON value cannot fail.
+    sha256_hex(&canonical_json(&kept).unwrap_or_default())
+}
+
+/// Refuses a manifest whose content does not match its own checksum, or
+/// that has none (exported before manifests covered themselves).
+fn verify_own_checksum(manifest: &serde_json::Value, path: &Path) -> Result<()> {
+    let Some(recorded) = manifest.get(MANIFEST_CHECKSUM).and_then(|v| v.as_str()) else {
+        bail!(
+            "{} has no `{MANIFEST_CHECKSUM}`, so a change to it (a class name, a neuron) could not be noticed: it was exported by an older sieve or edited. Export the model again with `sieve export RUN_DIR {} --force`",
+            path.display(),
+            folder_of(path)
+        );
+    };
+    let actual = content_checksum(manifest);
+    if actual != recorded {
+        bail!(
+            "{} was changed after export: its content no longer matches its `{MANIFEST_CHECKSUM}` (sha256 {actual}, recorded {recorded}). An edited class name, neuron or setting would give wrong labels, so the model is not used; restore the original file or export the model again with `sieve export RUN_DIR {} --force`",
+            path.display(),
+            folder_of(path)
+        );
+    }
+    Ok(())
+}
+
+/// The slim model folder of a manifest path, for messages.
+fn folder_of(path: &Path) -> String {
+    path.parent()
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| ".".into())
+}
+
 /// A manifest path joined to `dir`, refusing absolute paths and `..`.
 fn listed_path(dir: &Path, relative: &str) -> Result<PathBuf> {
     let path = Path::new(relative);
@@ -241,26 +310,9 @@ fn listed_path(dir: &Path, relative: &str) -> Result<PathBuf> {
     Ok(dir.join(path))
 }
 
-/// sha256 of a whole file, as hex.
+/// sha256 of a whole file, as hex (the content hash every cache key uses).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file
-            .read(&mut buffer)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    crate::util::hashing::sha256_of_file(path)
 }
 
 #[cfg(test)]
@@ -297,11 +349,7 @@ mod tests {
             files,
             source: None,
         };
-        std::fs::write(
-            dir.join(MANIFEST_FILE),
-            serde_json::to_string_pretty(&manifest).unwrap(),
-        )
-        .unwrap();
+        manifest.write(dir).unwrap();
         manifest
     }
 
@@ -325,6 +373,8 @@ mod tests {
         for field in ["encoder_model", "kept_layers", "source"] {
             object.remove(field);
         }
+        let checksum = content_checksum(&value);
+        value[MANIFEST_CHECKSUM] = checksum.into();
         std::fs::write(dir.path().join(MANIFEST_FILE), value.to_string()).unwrap();
         let loaded = SlimManifest::load_verified(dir.path()).unwrap();
         assert_eq!(loaded.encoder_model, ENCODER_DIR);
@@ -336,11 +386,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut manifest = sample(dir.path());
         manifest.encoder_model = "classifier.json".into();
-        std::fs::write(
-            dir.path().join(MANIFEST_FILE),
-            serde_json::to_string(&manifest).unwrap(),
-        )
-        .unwrap();
+        manifest.write(dir.path()).unwrap();
         assert!(error(dir.path()).contains("not inside encoder/"));
     }
 
@@ -376,11 +422,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut manifest = sample(dir.path());
         manifest.format = SLIM_FORMAT + 1;
-        std::fs::write(
-            dir.path().join(MANIFEST_FILE),
-            serde_json::to_string(&manifest).unwrap(),
-        )
-        .unwrap();
+        manifest.write(dir.path()).unwrap();
         let message = error(dir.path());
         assert!(
             message.contains("format") && message.contains("re-export"),
@@ -402,11 +444,7 @@ mod tests {
         assert!(error(dir.path()).contains("not valid JSON"));
         let mut manifest = sample(dir.path());
         manifest.files.insert("../outside".into(), "00".into());
-        std::fs::write(
-            dir.path().join(MANIFEST_FILE),
-            serde_json::to_string(&manifest).unwrap(),
-        )
-        .unwrap();
+        manifest.write(dir.path()).unwrap();
         assert!(error(dir.path()).contains("outside the model folder"));
     }
 
@@ -415,11 +453,60 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut manifest = sample(dir.path());
         manifest.neurons.push([3, 0]);
-        std::fs::write(
-            dir.path().join(MANIFEST_FILE),
-            serde_json::to_string(&manifest).unwrap(),
-        )
-        .unwrap();
+        manifest.write(dir.path()).unwrap();
         assert!(error(dir.path()).contains("[3, 0]"));
+    }
+
+    /// Swapping two class names in manifest.json once gave wrong tags
+    /// without a word: the checksums covered every file but the manifest.
+    #[test]
+    fn an_edited_manifest_is_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        sample(dir.path());
+        let path = dir.path().join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let swapped = text
+            .replace("\"A\"", "\"@\"")
+            .replace("\"B\"", "\"A\"")
+            .replace("\"@\"", "\"B\"");
+        assert_ne!(swapped, text);
+        std::fs::write(&path, swapped).unwrap();
+        let message = error(dir.path());
+        assert!(
+            message.contains("manifest.json")
+                && message.contains("changed after export")
+                && message.contains("sieve export"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_without_its_checksum_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        sample(dir.path());
+        let path = dir.path().join(MANIFEST_FILE);
+        let mut value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        value.as_object_mut().unwrap().remove(MANIFEST_CHECKSUM);
+        std::fs::write(&path, value.to_string()).unwrap();
+        assert!(error(dir.path()).contains("has no `manifest_sha256`"));
+    }
+
+    #[test]
+    fn the_checksum_ignores_key_order_spacing_and_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = sample(dir.path());
+        let path = dir.path().join(MANIFEST_FILE);
+        let value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        // Compact, and with a run folder moved elsewhere.
+        let mut compact = value.clone();
+        compact["source"] = serde_json::json!({
+            "run_dir": "/elsewhere", "model": "/m", "backend_params": {}
+        });
+        std::fs::write(&path, compact.to_string()).unwrap();
+        let loaded = SlimManifest::load_verified(dir.path()).unwrap();
+        manifest.source = loaded.source.clone();
+        assert_eq!(loaded, manifest);
     }
 }

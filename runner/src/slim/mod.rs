@@ -8,6 +8,7 @@ pub mod candle_encoder;
 pub mod export;
 pub mod manifest;
 pub mod onnx_encoder;
+mod output_folder;
 pub mod predict;
 
 pub use export::{export_run, ExportOptions};

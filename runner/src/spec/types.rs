@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 use sieve_core::{SentencePooling, SubwordPooling};
 
@@ -11,7 +11,7 @@ use crate::data::DataFormat;
 use crate::probe::ProbeSettings;
 
 /// A whole experiment.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSpec {
     /// Shown in reports; defaults to the spec file's stem.
@@ -22,7 +22,9 @@ pub struct ExperimentSpec {
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// Worker threads for the backend and the probe; all cores if absent.
-    #[serde(default)]
+    /// Checked while parsing (see [`threads_in_range`]), so an error points
+    /// at the spec's line.
+    #[serde(default, deserialize_with = "threads_in_range")]
     pub threads: Option<usize>,
     /// The run folder: report.md, report.json, run.log, activations.
     pub output: Spanned<PathBuf>,
@@ -56,8 +58,43 @@ fn default_seed() -> u64 {
     42
 }
 
+/// The most threads a spec may ask for: [`MIN_THREAD_LIMIT`], or four per
+/// core of this machine on one with more than 256 cores. Beyond a few
+/// threads per core a run only gets slower (every probe and the backend
+/// split their work into one share per thread) and each thread reserves its
+/// own stack, so a larger count is a typo (`threads: 100000`), not a
+/// setting. The fixed floor keeps a spec written for a big node valid when
+/// it is checked on a laptop.
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    MIN_THREAD_LIMIT.max(cores.saturating_mul(4))
+}
+
+/// See [`max_threads`].
+pub const MIN_THREAD_LIMIT: usize = 1024;
+
+/// `threads:` as written, refused while parsing when it is 0 or above
+/// [`max_threads`]; a serde error here carries the spec's line and column.
+fn threads_in_range<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    let threads = Option::<usize>::deserialize(deserializer)?;
+    match threads {
+        Some(0) => Err(serde::de::Error::custom(
+            "field `threads`: must be at least 1 (or left out for all cores)",
+        )),
+        Some(n) if n > max_threads() => Err(serde::de::Error::custom(format!(
+            "field `threads`: {n} is more than {}, the most Sieve accepts (1024, or 4 per core \
+             on machines with more than 256 cores; this one has {}): more threads than that only \
+             slow a run down and each one reserves its own stack. Leave `threads` out to use \
+             every core",
+            max_threads(),
+            std::thread::available_parallelism().map_or(1, usize::from),
+        ))),
+        _ => Ok(threads),
+    }
+}
+
 /// The encoder: which backend plugin runs which model.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Name of a backend plugin (`sieve plugins` lists them), e.g. `candle`.
@@ -78,7 +115,7 @@ fn default_batch_size() -> u32 {
 }
 
 /// What the probe predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TaskSpec {
     /// One label per word (POS, NER, chunking).
@@ -90,7 +127,7 @@ pub enum TaskSpec {
 }
 
 /// Labelled data and how it becomes rows.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
     pub task: TaskSpec,
@@ -127,7 +164,7 @@ fn default_sentence_pooling() -> SentencePoolingSpec {
 
 /// A split of one file by unit (sentence) position: 1-based, inclusive
 /// ranges, as `[first, last]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnitSplit {
     pub train: [usize; 2],
@@ -135,7 +172,7 @@ pub struct UnitSplit {
     pub test: [usize; 2],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SubwordPoolingSpec {
     First,
@@ -153,7 +190,7 @@ impl From<SubwordPoolingSpec> for SubwordPooling {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SentencePoolingSpec {
     Cls,
@@ -170,7 +207,7 @@ impl From<SentencePoolingSpec> for SentencePooling {
 }
 
 /// Where extracted activations are kept.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSpec {
     /// Cache folder; defaults to `activations/` inside the output folder.
@@ -193,12 +230,10 @@ pub struct StoreSpec {
     /// held in memory, in MiB. Probes on larger ones read the store a block
     /// of rows at a time; selector plugins get an evenly spread row sample
     /// of this size.
-    #[serde(default = "default_in_memory_mb")]
-    pub in_memory_mb: usize,
-}
-
-fn default_in_memory_mb() -> usize {
-    crate::pipeline::probing::DEFAULT_IN_MEMORY_MB
+    /// Absent: derived from the memory available when the run starts (at
+    /// most 2048; see `pipeline::resources`), and said so in the log.
+    #[serde(default)]
+    pub in_memory_mb: Option<usize>,
 }
 
 fn default_chunk_rows() -> usize {
@@ -217,7 +252,7 @@ impl Default for StoreSpec {
             reuse: true,
             dtype: crate::store::StorageDtype::F32,
             chunk_rows: default_chunk_rows(),
-            in_memory_mb: default_in_memory_mb(),
+            in_memory_mb: None,
         }
     }
 }
@@ -243,8 +278,15 @@ impl ExperimentSpec {
             }
             downstream.check_values()?;
         }
-        if self.threads == Some(0) {
-            return Err("field `threads`: must be at least 1 (or left out for all cores)".into());
+        // Parsing refuses these with a line number; this covers specs built
+        // in code.
+        if let Some(threads) = self.threads {
+            if threads == 0 || threads > max_threads() {
+                return Err(format!(
+                    "field `threads`: {threads} is not between 1 and {}",
+                    max_threads()
+                ));
+            }
         }
         // The probe's own checks, before any extraction rather than at the
         // first probe (which can come after hours of extraction).
@@ -254,7 +296,7 @@ impl ExperimentSpec {
         if self.model.batch_size == 0 {
             return Err("field `model.batch_size`: must be at least 1".into());
         }
-        if self.store.in_memory_mb < 16 {
+        if self.store.in_memory_mb.is_some_and(|mb| mb < 16) {
             return Err(
                 "field `store.in_memory_mb`: must be at least 16 (MiB; default 2048)".into(),
             );
@@ -314,7 +356,7 @@ impl UnitSplit {
 
 /// The paper's selection procedure (`selection:` in a spec). Each stage is
 /// optional: leave one out to skip it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectionSpec {
     #[serde(default)]
@@ -323,7 +365,7 @@ pub struct SelectionSpec {
     pub clustering: Option<SelectorStageSpec>,
     #[serde(default)]
     pub ranking: Option<SelectorStageSpec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "top_n_checked")]
     pub top_n: Option<TopNSpec>,
     /// More rankers to compare with `ranking` on the same columns: each is
     /// scored at every size of the top-N grid and drawn on one chart.
@@ -332,7 +374,7 @@ pub struct SelectionSpec {
 }
 
 /// LayerSelector: the fewest layers 0..k within `delta` % of the oracle.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerSelectorSpec {
     /// Allowed relative drop from the oracle's dev score, in percent.
@@ -350,7 +392,7 @@ pub struct LayerSelectorSpec {
 }
 
 /// A selector plugin and its parameters.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelectorStageSpec {
     /// Name of a selector plugin (`sieve plugins` lists them).
@@ -361,12 +403,16 @@ pub struct SelectorStageSpec {
 }
 
 /// Picking N from a ranking.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopNSpec {
-    /// Allowed relative drop from the clustered probe's dev score, percent.
-    #[serde(default = "default_delta")]
-    pub delta: f64,
+    /// Allowed relative drop from the clustered probe's dev score, percent
+    /// (1 when absent: [`TopNSpec::delta`]). An `Option` so that a spec
+    /// giving it together with `target`, which ignores it, is refused.
+    /// Serialised as the value in force, so a spec that writes the default
+    /// and one that leaves it out share their cache keys.
+    #[serde(default, serialize_with = "serialize_delta_in_force")]
+    pub delta: Option<f64>,
     /// Candidate fractions of ALL the model's features (the paper's grid
     /// when absent).
     #[serde(default)]
@@ -383,6 +429,45 @@ fn default_delta() -> f64 {
     1.0
 }
 
+fn serialize_delta_in_force<S: serde::Serializer>(
+    delta: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(delta.unwrap_or_else(default_delta))
+}
+
+impl TopNSpec {
+    /// The delta rule's allowed drop in percent: the spec's, or 1%.
+    pub fn delta(&self) -> f64 {
+        self.delta.unwrap_or_else(default_delta)
+    }
+
+    /// Settings the search would silently ignore.
+    fn check_combination(&self) -> Result<(), String> {
+        if let (Some(delta), Some(target)) = (self.delta, self.target) {
+            return Err(format!(
+                "section `selection.top_n`: `delta: {delta}` and `target: {target}` are both given, \
+                 but a fixed `target` keeps exactly that many neurons and never looks at `delta`; \
+                 remove `delta` to keep {target} neurons, or remove `target` to search for the \
+                 smallest N within {delta}% of the reference"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `selection.top_n` as written, refused while parsing when it combines
+/// settings that exclude each other, so the error carries the spec's line.
+fn top_n_checked<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<TopNSpec>, D::Error> {
+    let top_n = Option::<TopNSpec>::deserialize(deserializer)?;
+    if let Some(top_n) = &top_n {
+        top_n
+            .check_combination()
+            .map_err(serde::de::Error::custom)?;
+    }
+    Ok(top_n)
+}
+
 impl SelectionSpec {
     fn check_values(&self) -> Result<(), String> {
         if let Some(ls) = &self.layer_selector {
@@ -396,7 +481,8 @@ impl SelectionSpec {
                 "section `selection.top_n`: needs a `selection.ranking` to pick from".into(),
             );
         }
-        check_delta("selection.top_n.delta", top_n.delta)?;
+        check_delta("selection.top_n.delta", top_n.delta())?;
+        top_n.check_combination()?;
         let given = [
             top_n.fractions.is_some(),
             top_n.sizes.is_some(),

@@ -33,7 +33,7 @@ pub enum StorageDtype {
 }
 
 impl StorageDtype {
-    fn bytes(self) -> usize {
+    pub fn bytes(self) -> usize {
         match self {
             StorageDtype::F32 => 4,
             StorageDtype::F16 => 2,

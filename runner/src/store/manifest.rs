@@ -11,7 +11,7 @@ use super::chunk_file::{ChunkEntry, StorageDtype};
 
 /// Bumped when the store's layout changes; old extractions are then ignored
 /// (their key differs).
-pub const MANIFEST_FORMAT: u32 = 2;
+pub const MANIFEST_FORMAT: u32 = 3;
 
 /// The manifest of one extraction.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,20 +31,26 @@ pub struct Manifest {
 }
 
 /// Everything the activations depend on. Two runs with equal identities may
-/// share an extraction.
+/// share an extraction. Every file is fingerprinted by the sha256 of its
+/// whole content (see `util::hashing`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ExtractionIdentity {
     pub backend: String,
     pub backend_version: String,
     pub model_name: String,
+    /// The model file, or every file of the model folder.
     pub model_fingerprint: String,
+    /// Files the backend's parameters name (an ONNX Runtime library, a
+    /// tokenizer kept elsewhere), by parameter name.
+    pub model_param_files: std::collections::BTreeMap<String, String>,
     pub num_layers: u32,
     pub hidden_size: u32,
     /// Hidden states stored per row: 0..=last_layer.
     pub stored_layers: u32,
     pub data_fingerprints: Vec<String>,
-    /// The reader, task, pooling and split settings, as text.
+    /// The reader, task, pooling, split and backend parameter settings,
+    /// as canonical JSON (sorted keys).
     pub data_settings: String,
     /// On-disk precision (f16 values differ from f32 ones).
     pub dtype: StorageDtype,
@@ -52,7 +58,7 @@ pub struct ExtractionIdentity {
 
 impl ExtractionIdentity {
     pub fn key(&self) -> Result<String> {
-        let text = serde_json::to_string(self)?;
+        let text = crate::util::hashing::canonical_json(self)?;
         Ok(sha256_hex(&format!("{MANIFEST_FORMAT}:{text}"))[..16].to_string())
     }
 }
@@ -140,29 +146,5 @@ impl Manifest {
 
     pub fn to_json(&self) -> Result<String> {
         Ok(serde_json::to_string_pretty(self)?)
-    }
-}
-
-/// The identity of an extraction of every hidden state of `description`.
-pub fn manifest_identity(
-    backend: &str,
-    backend_version: &str,
-    description: &sieve_core::ModelDescription,
-    model_fingerprint: String,
-    data_fingerprints: Vec<String>,
-    data_settings: String,
-    dtype: StorageDtype,
-) -> ExtractionIdentity {
-    ExtractionIdentity {
-        backend: backend.to_string(),
-        backend_version: backend_version.to_string(),
-        model_name: description.name.to_string(),
-        model_fingerprint,
-        num_layers: description.num_layers,
-        hidden_size: description.hidden_size,
-        stored_layers: description.num_layers + 1,
-        data_fingerprints,
-        data_settings,
-        dtype,
     }
 }

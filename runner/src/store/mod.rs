@@ -18,16 +18,23 @@
 //! the same folder (or folders merged later). Only when every chunk is there
 //! is the manifest written and the folder renamed to `<key>`: a folder under
 //! its key is always complete.
+//!
+//! Several processes may share a store at once (see [`lock`]): a reader
+//! holds its entry's lock shared, a whole extraction exclusively, so a
+//! second run of the same entry waits for the first and reuses its work,
+//! and a finished entry is never replaced while it is read.
 
 mod chunk_file;
 mod columns;
+mod lock;
 mod manifest;
 mod plan;
 mod split;
 
 pub use chunk_file::{ChunkArrays, ChunkEntry, ChunkFile, SplitTargets, StorageDtype};
 pub use columns::Columns;
-pub use manifest::{manifest_identity, ExtractionIdentity, Manifest, SplitEntry, MANIFEST_FORMAT};
+pub use lock::{EntryLock, LockMode};
+pub use manifest::{ExtractionIdentity, Manifest, SplitEntry, MANIFEST_FORMAT};
 pub use plan::{ChunkPlan, PlannedChunk, Shard};
 pub use split::StoredSplit;
 
@@ -50,6 +57,9 @@ pub struct StoredExtraction {
     pub manifest: Manifest,
     /// train, dev, test, in that order.
     pub splits: Vec<StoredSplit>,
+    /// Held shared while the extraction is in use: no other process can
+    /// replace the entry under its readers.
+    _lock: EntryLock,
 }
 
 impl ActivationStore {
@@ -57,6 +67,11 @@ impl ActivationStore {
         ActivationStore {
             dir: dir.to_path_buf(),
         }
+    }
+
+    /// The store folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The folder an extraction with this key lives in.
@@ -67,9 +82,15 @@ impl ActivationStore {
     /// Reads the extraction with `key`, if a complete one exists.
     /// A folder whose manifest or files do not check out is reported as an
     /// error rather than silently re-extracted over.
+    ///
+    /// Waits while another process writes the entry.
     pub fn load(&self, key: &str) -> Result<Option<StoredExtraction>> {
         let dir = self.entry_dir(key);
         let manifest_path = dir.join("manifest.json");
+        if !manifest_path.exists() && !self.dir.join(format!("{key}.partial")).exists() {
+            return Ok(None);
+        }
+        let lock = EntryLock::acquire(&self.dir, key, LockMode::Shared, "reading it")?;
         if !manifest_path.exists() {
             return Ok(None);
         }
@@ -96,12 +117,27 @@ impl ActivationStore {
             dir,
             manifest,
             splits,
+            _lock: lock,
         }))
     }
 
-    /// Starts (or resumes) the extraction with `key`. Chunks finished by an
-    /// interrupted run or by other shards are kept in `<key>.partial/`.
+    /// Starts (or resumes) the whole extraction with `key`, holding its
+    /// lock exclusively (waiting for any other process using the entry).
+    /// Chunks finished by an interrupted run or by shards are kept in
+    /// `<key>.partial/`.
     pub fn begin(&self, key: &str) -> Result<PendingExtraction> {
+        self.begin_as(key, LockMode::Exclusive)
+    }
+
+    /// Starts (or resumes) one shard's part of the extraction with `key`:
+    /// shards hold the lock shared, so several fill the partial folder at
+    /// once; only a whole extraction or a merge may finish the entry.
+    pub fn begin_shard(&self, key: &str) -> Result<PendingExtraction> {
+        self.begin_as(key, LockMode::Shared)
+    }
+
+    fn begin_as(&self, key: &str, mode: LockMode) -> Result<PendingExtraction> {
+        let lock = EntryLock::acquire(&self.dir, key, mode, "extracting into it")?;
         let dir = self.dir.join(format!("{key}.partial"));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -109,7 +145,15 @@ impl ActivationStore {
             dir,
             final_dir: self.entry_dir(key),
             key: key.to_string(),
+            mode,
+            _lock: lock,
         })
+    }
+
+    /// True when a finished entry with `key` is on disk (no lock taken:
+    /// for a writer that already holds the entry exclusively).
+    pub fn is_finished(&self, key: &str) -> bool {
+        self.entry_dir(key).join("manifest.json").exists()
     }
 
     /// The unfinished extraction folder for `key`, if one exists.
@@ -124,6 +168,8 @@ pub struct PendingExtraction {
     dir: PathBuf,
     final_dir: PathBuf,
     key: String,
+    mode: LockMode,
+    _lock: EntryLock,
 }
 
 impl PendingExtraction {
@@ -205,6 +251,9 @@ impl PendingExtraction {
         if manifest.key != self.key {
             bail!("internal error: manifest key differs from the extraction's key");
         }
+        if self.mode != LockMode::Exclusive {
+            bail!("internal error: a shard cannot finish an extraction; run `sieve merge`");
+        }
         let cols = manifest.columns();
         let mut splits = Vec::with_capacity(SPLITS.len());
         for (index, name) in SPLITS.iter().enumerate() {
@@ -226,7 +275,9 @@ impl PendingExtraction {
             manifest.to_json()?.as_bytes(),
         )?;
         if self.final_dir.exists() {
-            // A damaged or concurrent extraction under the same key: replace it.
+            // A damaged entry, or one the spec asked to redo
+            // (`store.reuse: false`): no reader holds it, since this
+            // process holds the entry's lock exclusively.
             std::fs::remove_dir_all(&self.final_dir)
                 .with_context(|| format!("cannot replace {}", self.final_dir.display()))?;
         }

@@ -9,6 +9,7 @@ fn identity(data: &str) -> ExtractionIdentity {
         backend_version: "0.1.0".into(),
         model_name: "tiny".into(),
         model_fingerprint: "abc".into(),
+        model_param_files: Default::default(),
         num_layers: 1,
         hidden_size: 2,
         stored_layers: 2,
@@ -71,8 +72,8 @@ fn write(
 }
 
 fn plan() -> ChunkPlan {
-    // Calls of 2 units, chunks of at least 3 rows.
-    ChunkPlan::new(&unit_rows(), 2, 3)
+    // Calls of 2 units (4 rows in train), chunks of at most 4 rows.
+    ChunkPlan::new(&unit_rows(), 2, 4)
 }
 
 fn extract_all(store: &ActivationStore, manifest: &Manifest, dtype: StorageDtype) -> Manifest {
@@ -87,12 +88,12 @@ fn extract_all(store: &ActivationStore, manifest: &Manifest, dtype: StorageDtype
 #[test]
 fn the_plan_cuts_whole_calls_and_covers_every_unit_once() {
     let plan = plan();
-    // train: calls [0,2) [2,4) [4,5) of 4, 4, 2 rows -> chunks of >= 3 rows
+    // train: calls [0,2) [2,4) [4,5) of 4, 4, 2 rows -> chunks of <= 4 rows
     let train: Vec<_> = plan.split_chunks(0).map(|c| c.units.clone()).collect();
     assert_eq!(train, vec![0..2, 2..4, 4..5]);
     let first_rows: Vec<usize> = plan.split_chunks(0).map(|c| c.first_row).collect();
     assert_eq!(first_rows, vec![0, 4, 8]);
-    // dev: calls of 2, 1 rows: one chunk closes at 3 rows (the split's end)
+    // dev: calls of 2, 1 rows: both fit in one chunk
     let dev: Vec<_> = plan.split_chunks(1).map(|c| c.units.clone()).collect();
     assert_eq!(dev, vec![0..3]);
     let rows: usize = plan.chunks.iter().map(|c| c.rows).sum();
@@ -208,13 +209,6 @@ fn an_interrupted_extraction_resumes_at_its_first_missing_chunk() {
         store.load(&manifest.key).unwrap().is_none(),
         "a partial extraction is not visible"
     );
-    let resumed = store.begin(&manifest.key).unwrap();
-    let missing: Vec<usize> = resumed
-        .missing_chunks(&plan, COLS)
-        .iter()
-        .map(|c| c.global_index)
-        .collect();
-    assert_eq!(missing, (2..plan.chunks.len()).collect::<Vec<_>>());
     let error = format!(
         "{:#}",
         store
@@ -227,6 +221,13 @@ fn an_interrupted_extraction_resumes_at_its_first_missing_chunk() {
         error.contains("train/00002.safetensors is missing"),
         "{error}"
     );
+    let resumed = store.begin(&manifest.key).unwrap();
+    let missing: Vec<usize> = resumed
+        .missing_chunks(&plan, COLS)
+        .iter()
+        .map(|c| c.global_index)
+        .collect();
+    assert_eq!(missing, (2..plan.chunks.len()).collect::<Vec<_>>());
     for planned in &plan.chunks[2..] {
         write(&resumed, &plan, planned, StorageDtype::F32);
     }

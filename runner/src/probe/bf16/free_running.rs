@@ -25,6 +25,7 @@ use super::super::solver_adam::{gather_targets, BatchOrder};
 use super::kernel::Backend;
 use super::layout::BatchLayouts;
 use super::solver::{Bf16Probe, JobTime};
+use crate::util::progress::ProbeWork;
 
 /// Batches laid out at once: how far apart the probes may drift, in steps.
 const RING: usize = 3;
@@ -159,6 +160,7 @@ pub(super) fn train_free_running(
         next_layout: AtomicUsize::new(0),
         stopped: AtomicBool::new(false),
         layout_time: Mutex::new(JobTime::default()),
+        work: ProbeWork::plan((schedule.steps() * runners.len()) as u64),
     };
     let threads = rayon::current_num_threads().max(1);
     rayon::scope(|scope| {
@@ -205,6 +207,8 @@ struct FreeRunningBank<'a> {
     /// Set when a thread panicked: the others return.
     stopped: AtomicBool,
     layout_time: Mutex<JobTime>,
+    /// The progress display's count of probe steps.
+    work: ProbeWork,
 }
 
 impl FreeRunningBank<'_> {
@@ -298,6 +302,7 @@ impl FreeRunningBank<'_> {
         let (probe, total) = &mut *guard;
         self.take_step(step, probe, total);
         runner.next.store(step + 1, Ordering::Release);
+        self.work.done(1);
         self.ring[step % RING]
             .pending
             .fetch_sub(1, Ordering::AcqRel);
