@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use crate::data::{read_corpus, Corpus, Unit};
 use crate::spec::{LoadedSpec, TaskSpec};
 use crate::store::SplitTargets;
-use crate::util::hashing::fingerprint_file;
 
 /// train, dev and test, each a list of units.
 pub struct Splits {
@@ -25,10 +24,6 @@ impl Splits {
         } else {
             units.len()
         }
-    }
-
-    pub fn data_fingerprints(&self) -> Result<Vec<String>> {
-        self.files.iter().map(|f| fingerprint_file(f)).collect()
     }
 }
 

@@ -11,7 +11,8 @@ use sieve_core::ModelDescription;
 
 use crate::spec::LoadedSpec;
 use crate::store::ExtractionIdentity;
-use crate::util::hashing::{canonical_json, fingerprint_file, fingerprint_path};
+use crate::util::hash_cache::HashCache;
+use crate::util::hashing::{canonical_json, fingerprint_path, fingerprint_path_with};
 
 use super::corpora::Splits;
 
@@ -23,10 +24,10 @@ pub struct FileFingerprint {
 }
 
 impl FileFingerprint {
-    fn of_path(path: &Path) -> Result<Self> {
+    fn of_path(path: &Path, cache: &HashCache) -> Result<Self> {
         Ok(FileFingerprint {
             path: path.to_path_buf(),
-            sha256: fingerprint_path(path)?,
+            sha256: fingerprint_path_with(path, cache)?,
         })
     }
 
@@ -69,24 +70,21 @@ impl InputFingerprints {
     /// Hashes every input the spec names (in full; unchanged files come
     /// from the hash cache).
     pub fn of(loaded: &LoadedSpec, splits: &Splits) -> Result<Self> {
-        let model = FileFingerprint::of_path(&loaded.resolve(&loaded.spec.model.path.value))?;
+        let cache = HashCache::open_default();
+        let model =
+            FileFingerprint::of_path(&loaded.resolve(&loaded.spec.model.path.value), &cache)?;
         let mut model_param_files = BTreeMap::new();
         for (name, value) in loaded.spec.model.params.iter().flatten() {
             let Some(text) = value.as_str() else { continue };
             let path = loaded.resolve(Path::new(text));
             if path.is_file() {
-                model_param_files.insert(name.clone(), FileFingerprint::of_path(&path)?);
+                model_param_files.insert(name.clone(), FileFingerprint::of_path(&path, &cache)?);
             }
         }
         let data = splits
             .files
             .iter()
-            .map(|file| {
-                Ok(FileFingerprint {
-                    path: file.clone(),
-                    sha256: fingerprint_file(file)?,
-                })
-            })
+            .map(|file| FileFingerprint::of_path(file, &cache))
             .collect::<Result<_>>()?;
         Ok(InputFingerprints {
             model,

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::util::atomic::write_atomic;
-use crate::util::hashing::fingerprint_file;
+use crate::util::hashing::sha256_of_file;
 
 use super::fingerprints::{FileFingerprint, InputFingerprints};
 
@@ -62,7 +62,8 @@ impl RunRecord {
     ) -> Result<RunRecord> {
         let mut hashes = BTreeMap::new();
         for name in outputs {
-            hashes.insert(name.clone(), fingerprint_file(&dir.join(name))?);
+            // Just written: hashed directly, never worth a cache entry.
+            hashes.insert(name.clone(), sha256_of_file(&dir.join(name))?);
         }
         let record = RunRecord {
             format: RECORD_FORMAT,
@@ -105,7 +106,7 @@ impl RunRecord {
         }
         for (name, sha256) in &record.outputs {
             let file = dir.join(name);
-            let now = fingerprint_file(&file).with_context(|| {
+            let now = sha256_of_file(&file).with_context(|| {
                 format!("{} lists {name}, which cannot be read", path.display())
             })?;
             if &now != sha256 {
@@ -160,7 +161,7 @@ mod tests {
         InputFingerprints {
             model: FileFingerprint {
                 path: model.clone(),
-                sha256: fingerprint_file(&model).unwrap(),
+                sha256: sha256_of_file(&model).unwrap(),
             },
             model_param_files: BTreeMap::new(),
             data: Vec::new(),

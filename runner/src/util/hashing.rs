@@ -59,10 +59,15 @@ pub fn fingerprint_file_with(path: &Path, cache: &HashCache) -> Result<String> {
 /// Fingerprint of a file, or of every file in a folder (sorted by name;
 /// sub-folders are not read by any backend and are left out).
 pub fn fingerprint_path(path: &Path) -> Result<String> {
+    fingerprint_path_with(path, &HashCache::open_default())
+}
+
+/// [`fingerprint_path`] through an explicit cache (one cache for all the
+/// inputs of a run: the cache file is read and written once).
+pub fn fingerprint_path_with(path: &Path, cache: &HashCache) -> Result<String> {
     if path.is_file() {
-        return fingerprint_file(path);
+        return fingerprint_file_with(path, cache);
     }
-    let cache = HashCache::open_default();
     let mut entries: Vec<_> = std::fs::read_dir(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -73,9 +78,8 @@ pub fn fingerprint_path(path: &Path) -> Result<String> {
     for entry in entries {
         let name = entry.file_name().map(|n| n.to_string_lossy().into_owned());
         hasher.update(name.unwrap_or_default().as_bytes());
-        hasher.update(fingerprint_file_with(&entry, &cache)?.as_bytes());
+        hasher.update(fingerprint_file_with(&entry, cache)?.as_bytes());
     }
-    cache.save();
     Ok(hex(&hasher.finalize()))
 }
 
